@@ -1,0 +1,1 @@
+"""Shared kernel and application shell of the pledged-IP disposal marketplace."""

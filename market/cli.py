@@ -1,0 +1,159 @@
+"""The ``market`` command line: run the service, migrate, manage users, and operate it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from market.config import Settings, load_settings
+
+app = typer.Typer(
+    help=(
+        "Disposal marketplace for pledged intellectual property.\n\n"
+        "Without DATABASE_URL every command uses an embedded PostgreSQL kept under "
+        "MARKET_DATA_DIR (default ./var)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def resolve_database(settings: Settings) -> tuple[str, bool]:
+    """The database URL to use and whether it is the embedded server (started if needed)."""
+    if settings.database_url:
+        return settings.database_url, False
+    from market import embedded
+
+    return embedded.start(settings.pgdata), True
+
+
+def _require_migrated(url: str) -> None:
+    from market import migrate
+    from market.db import create_engine
+
+    async def check() -> bool:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return await migrate.is_migrated(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        migrated = asyncio.run(check())
+    except Exception as exc:  # noqa: BLE001 - report any connection problem plainly
+        raise _fail(f"Cannot reach the database: {exc}") from None
+    if not migrated:
+        raise _fail("The database is not migrated (or is behind). Run `market migrate` first, then start again.")
+
+
+def prepare_database(settings: Settings) -> tuple[str, bool]:
+    """Embedded: start it and apply migrations. External: refuse an unmigrated database."""
+    url, is_embedded = resolve_database(settings)
+    if is_embedded:
+        from market import migrate
+
+        migrate.upgrade(url)
+    else:
+        _require_migrated(url)
+    return url, is_embedded
+
+
+def _metrics_dir(settings: Settings) -> Path:
+    path = settings.data_dir.resolve() / "metrics" / str(os.getpid())
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    demo: Annotated[bool, typer.Option(help="Fill the database with a live demo.")] = False,
+) -> None:
+    """Run the web service (embedded PostgreSQL unless DATABASE_URL is set; migrations applied)."""
+    settings = load_settings()
+    url, is_embedded = prepare_database(settings)
+    os.environ["DATABASE_URL"] = url  # workers read the same database
+    metrics_dir = _metrics_dir(settings)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    settings.resolved_secret_key()  # create it once, before workers race for it
+    where = f"embedded PostgreSQL, data in {settings.pgdata}" if is_embedded else "DATABASE_URL"
+    typer.echo(f"Open http://{host}:{port}/  (database: {where}; workers: {workers})")
+    typer.echo(f"Data directory: {settings.data_dir.resolve()}   Stop with Ctrl-C.")
+    import uvicorn
+
+    try:
+        uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level, proxy_headers=False, timeout_graceful_shutdown=10)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest revision."""
+    from market import migrate as migrations
+
+    settings = load_settings()
+    url, _ = resolve_database(settings)
+    migrations.upgrade(url)
+    typer.echo("Database migrated to " + ", ".join(migrations.heads()))
+
+
+@app.command("db-url")
+def db_url() -> None:
+    """Print the database URL in use (starts the embedded server if needed)."""
+    url, _ = resolve_database(load_settings())
+    typer.echo(url)
+
+
+@users_app.command("create-operator")
+def create_operator(
+    email: Annotated[str, typer.Option(help="Operator's email (sign-in name).")],
+    password: Annotated[str, typer.Option(help="At least 10 characters, not only letters or digits.")],
+) -> None:
+    """Create a platform operator user (and the operator organisation on first use)."""
+    from market import identity
+    from market.db import create_engine, transaction
+    from market.errors import MarketError
+
+    url, _ = prepare_database(load_settings())
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with transaction(engine) as conn:
+                user = await identity.create_operator(conn, email=email, password=password)
+            return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except MarketError as exc:
+        raise _fail(f"{exc.code}: {exc.detail}") from None
+    typer.echo(f"Operator {email} created (user id {user_id}).")
+
+
+def main() -> None:
+    app(prog_name="market")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Prometheus metrics shared by every process.
+
+With several workers, ``market serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before any worker starts, and ``/metrics`` aggregates every process's files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+HTTP_REQUESTS = Counter("market_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "market_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LOGIN_FAILURES = Counter("market_login_failures_total", "Failed sign-in attempts")
+LOGIN_THROTTLED = Counter("market_login_throttled_total", "Sign-in attempts refused by the throttle")
+WS_CONNECTIONS = Gauge("market_ws_connections", "Open websocket connections", multiprocess_mode="livesum")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text, aggregated over all worker processes when running multi-process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

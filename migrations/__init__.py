@@ -1,0 +1,1 @@
+"""Alembic migrations; ``market migrate`` applies them (see ``market.migrate``)."""

@@ -1,0 +1,304 @@
+"""JSON API machinery: one declaration per operation drives routing, auth, parsing,
+the transaction, idempotency and the OpenAPI document.
+
+Every operation is declared with ``@api.operation(...)``. The wrapper parses the body
+with the declared pydantic model (strict: no coercion, unknown fields refused), resolves
+the actor (bearer token, or session cookie + CSRF header for browser scripts), checks
+the role, then runs the handler inside one database transaction (serialization failures
+and deadlocks retried). A state-changing POST with an ``Idempotency-Key`` header stores
+its response in the same transaction; a repeat returns it and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from market.access import require_actor, require_role
+from market.config import Settings
+from market.db import run_in_transaction
+from market.errors import IdempotencyKeyReused, NotFound, RuleViolation, ValidationFailed
+from market.parties import Actor, Role
+from market.tables import idempotency_keys
+from web import auth
+
+MAX_BODY_BYTES = 1_000_000
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class PayloadTooLarge(RuleViolation):
+    code = "payload_too_large"
+    title = "Request body too large"
+
+
+@dataclass(slots=True)
+class Call:
+    """What a handler gets: the request, its transaction, who is acting, and the parsed input."""
+
+    request: Request
+    conn: AsyncConnection
+    actor: Actor | None
+    body: Any
+    query: Any
+    params: dict[str, int | str]
+    settings: Settings
+
+    def need_actor(self) -> Actor:
+        return require_actor(self.actor)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.request.app.state.engine
+        return engine
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    roles: tuple[Role, ...] | None  # None: public; (): any signed-in user
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    int_params: tuple[str, ...] = ()
+    transactional: bool = True
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
+
+
+class Api:
+    """A registry of operations; ``routes()`` gives Starlette routes, ``web.openapi`` reads it."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def operation(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        roles: tuple[Role, ...] | None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        transactional: bool = True,
+        extra_responses: dict[int, str] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            params = tuple(p.strip("{}") for p in path.split("/") if p.startswith("{"))
+            self.operations.append(
+                Operation(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    roles,
+                    body,
+                    query,
+                    response,
+                    status,
+                    params,
+                    transactional,
+                    extra_responses or {},
+                )
+            )
+            return handler
+
+        return register
+
+    def routes(self) -> list[Route]:
+        return [Route(op.path, _endpoint(op), methods=[op.method], name=op.name) for op in self.operations]
+
+
+api = Api()
+
+
+def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        params = _path_params(request, op)
+        body = await _parse_body(request, op.body) if op.body else None
+        query = _parse_query(request, op.query) if op.query else None
+        settings: Settings = request.app.state.settings
+        key = request.headers.get("idempotency-key") if op.method in UNSAFE else None
+
+        async def work(conn: AsyncConnection) -> tuple[int, Any]:
+            actor = await auth.actor_for_api(request, conn)
+            if op.roles is not None:
+                require_role(actor, *op.roles)
+            if actor is not None and op.method in UNSAFE:
+                auth.check_api_csrf(request, actor)
+            call = Call(request, conn, actor, body, query, params, settings)
+            if key:
+                return await _idempotent(call, op, key)
+            return await _run(call, op)
+
+        if not op.transactional:
+            call = Call(request, None, None, body, query, params, settings)  # type: ignore[arg-type]
+            status, payload = await _run(call, op)
+        else:
+            status, payload = await run_in_transaction(request.app.state.engine, work)
+        if isinstance(payload, Response):
+            return payload
+        return JSONResponse(payload, status_code=status)
+
+    endpoint.__name__ = op.name
+    return endpoint
+
+
+async def _run(call: Call, op: Operation) -> tuple[int, Any]:
+    result = await op.handler(call)
+    if isinstance(result, Response):
+        return result.status_code, result
+    if isinstance(result, tuple):
+        status, result = result
+    else:
+        status = op.status
+    return status, _dump(result)
+
+
+def _dump(result: Any) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    return json.loads(json.dumps(result, default=str)) if result is not None else None
+
+
+def _path_params(request: Request, op: Operation) -> dict[str, int | str]:
+    out: dict[str, int | str] = {}
+    for name, raw in request.path_params.items():
+        value = str(raw)
+        if not value.isdigit() or len(value) > 18 or int(value) < 1:
+            raise NotFound(f"No such {name.removesuffix('_id')}")
+        out[name] = int(value)
+    return out
+
+
+async def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    ctype = request.headers.get("content-type", "")
+    if ctype and "json" not in ctype:
+        raise ValidationFailed(
+            "Send the body as application/json",
+            errors=[{"loc": ["header", "content-type"], "msg": "expected application/json"}],
+        )
+    raw = await _read_limited(request)
+    try:
+        data = json.loads(raw or b"null", parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationFailed(
+            "The body is not valid JSON", errors=[{"loc": ["body"], "msg": str(exc)[:200]}]
+        ) from None
+    return validate(model, data)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON bodies")
+
+
+async def _read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"Bodies are limited to {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"Bodies are limited to {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def validate(model: type[BaseModel], data: Any) -> BaseModel:
+    """``data`` as ``model``, or ``ValidationFailed`` listing every error with its location."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *[str(p) for p in e["loc"]]], "msg": e["msg"]} for e in exc.errors()]
+        raise ValidationFailed("The request body is invalid", errors=errors) from None
+
+
+def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    multi = {k: request.query_params.getlist(k) for k in request.query_params}
+    fields = model.model_fields
+    data: dict[str, Any] = {}
+    for k, v in multi.items():
+        if k not in fields:
+            continue
+        data[k] = v if _is_list_field(model, k) else v[-1]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": ["query", *[str(p) for p in e["loc"]]], "msg": e["msg"]} for e in exc.errors()]
+        raise ValidationFailed("The query string is invalid", errors=errors) from None
+
+
+def _is_list_field(model: type[BaseModel], name: str) -> bool:
+    ann = str(model.model_fields[name].annotation)
+    return ann.startswith("list") or "List" in ann
+
+
+def _request_hash(call: Call, op: Operation) -> str:
+    body = call.body.model_dump(mode="json") if isinstance(call.body, BaseModel) else None
+    canonical = json.dumps([op.method, call.request.url.path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _idempotent(call: Call, op: Operation, key: str) -> tuple[int, Any]:
+    if len(key) > 200 or not key.isprintable():
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-200 printable characters",
+            errors=[{"loc": ["header", "idempotency-key"], "msg": "invalid"}],
+        )
+    scope = f"user:{call.actor.user_id}" if call.actor else f"anon:{op.name}"
+    digest = _request_hash(call, op)
+    claimed = await call.conn.execute(
+        text(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response) "
+            "VALUES (:s, :k, :h, 0, 'null'::jsonb) ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {"s": scope, "k": key, "h": digest},
+    )
+    if claimed.first() is None:
+        return await _replay(call.conn, scope, key, digest)
+    status, payload = await _run(call, op)
+    if isinstance(payload, Response):
+        return status, payload
+    await call.conn.execute(
+        idempotency_keys.update()
+        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+        .values(status_code=status, response=payload)
+    )
+    return status, payload
+
+
+async def _replay(conn: AsyncConnection, scope: str, key: str, digest: str) -> tuple[int, Any]:
+    row = (
+        await conn.execute(
+            select(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+        )
+    ).one()
+    if row.request_hash != digest:
+        raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
+    return row.status_code, row.response

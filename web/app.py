@@ -1,0 +1,103 @@
+"""The Starlette application factory: routes, middleware, error mapping, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from market import migrate
+from market.config import Settings
+from market.db import create_engine
+from market.metrics import render as render_metrics
+from web import (
+    api_parties,  # noqa: F401  (registers operations)
+    pages,
+)
+from web.api import api
+from web.errors import EXCEPTION_HANDLERS
+from web.middleware import Metrics, SecurityHeaders
+from web.openapi import document
+
+log = logging.getLogger("web")
+HERE = Path(__file__).resolve().parent
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        migrated = await migrate.is_migrated(engine)
+    except Exception as exc:
+        log.warning("readiness check failed: %s", exc)
+        return JSONResponse({"status": "unavailable", "detail": "database unreachable"}, status_code=503)
+    if not migrated:
+        return JSONResponse(
+            {"status": "unavailable", "detail": "database not migrated; run `market migrate`"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    body, content_type = render_metrics()
+    return Response(body, media_type=content_type)
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> Starlette:
+    """Build the service. With no arguments it reads the environment (``market serve`` workers)."""
+    settings = settings or Settings()  # fresh: `market serve` sets DATABASE_URL just before
+    if engine is None and not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set; start the service with `market serve`")
+    own_engine = engine is None
+    engine = engine or create_engine(settings.database_url or "", pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if own_engine:
+                await engine.dispose()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
+        *api.routes(),
+        *pages.ROUTES,
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Metrics), Middleware(SecurityHeaders)],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.secret_key = settings.resolved_secret_key()
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.state.openapi = document(api)
+    return app
