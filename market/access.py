@@ -47,4 +47,4 @@ def scope_to_actor(query: S, owner_column: ColumnElement[Any], actor: Actor) -> 
     """Restrict a list query to what ``actor`` may see."""
     if actor.is_operator:
         return query
-    return query.where(owner_column == actor.org_id)  # type: ignore[return-value]
+    return query.where(owner_column == actor.org_id)

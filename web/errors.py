@@ -125,7 +125,10 @@ def _page(request: Request, body: dict[str, Any], headers: dict[str, str] | None
     from web.pages import page_context
 
     ctx = page_context(request, problem=body)
-    return templates.TemplateResponse(request, "error.html", ctx, status_code=body["status"], headers=headers)
+    page: Response = templates.TemplateResponse(
+        request, "error.html", ctx, status_code=body["status"], headers=headers
+    )
+    return page
 
 
 EXCEPTION_HANDLERS = {MarketError: market_error, HTTPException: http_error, Exception: server_error}

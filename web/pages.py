@@ -47,7 +47,7 @@ def page_context(request: Request, **extra: Any) -> dict[str, Any]:
 
 
 def render(request: Request, template: str, status_code: int = 200, **extra: Any) -> Response:
-    response = request.app.state.templates.TemplateResponse(
+    response: Response = request.app.state.templates.TemplateResponse(
         request, template, page_context(request, **extra), status_code=status_code
     )
     auth.set_anon_cookie_if_new(request, response)

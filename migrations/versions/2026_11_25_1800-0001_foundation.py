@@ -36,7 +36,9 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.BigInteger, primary_key=True),
-        sa.Column("org_id", sa.BigInteger, sa.ForeignKey("orgs.id", name="fk_users_org_id_orgs"), nullable=False),
+        sa.Column(
+            "org_id", sa.BigInteger, sa.ForeignKey("orgs.id", name="fk_users_org_id_orgs"), nullable=False
+        ),
         sa.Column("email", sa.String(254), nullable=False),
         sa.Column("password_hash", sa.Text, nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
@@ -52,7 +54,10 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger, primary_key=True),
         sa.Column("token_hash", sa.LargeBinary(32), nullable=False),
         sa.Column(
-            "user_id", sa.BigInteger, sa.ForeignKey("users.id", name="fk_sessions_user_id_users"), nullable=False
+            "user_id",
+            sa.BigInteger,
+            sa.ForeignKey("users.id", name="fk_sessions_user_id_users"),
+            nullable=False,
         ),
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),

@@ -36,7 +36,12 @@ class Party:
 
 
 async def make_party(
-    engine: AsyncEngine, client: httpx.AsyncClient, kind: Role, *, verified: bool = True, name: str | None = None
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    kind: Role,
+    *,
+    verified: bool = True,
+    name: str | None = None,
 ) -> Party:
     """An organisation of ``kind`` with one user, signed in through the API."""
     addr = email(kind.value)
@@ -44,8 +49,14 @@ async def make_party(
         if kind is Role.OPERATOR:
             user = await identity.create_operator(conn, email=addr, password=PASSWORD)
         else:
-            org = await identity.create_org(conn, None, name=name or f"{kind.value} {secrets.token_hex(3)}",
-                                            kind=kind, credit_code=credit_code(), verified=verified)
+            org = await identity.create_org(
+                conn,
+                None,
+                name=name or f"{kind.value} {secrets.token_hex(3)}",
+                kind=kind,
+                credit_code=credit_code(),
+                verified=verified,
+            )
             user = await identity.create_user(conn, None, org_id=org.id, email=addr, password=PASSWORD)
     resp = await client.post("/api/v1/session", json={"email": addr, "password": PASSWORD})
     assert resp.status_code == 201, resp.text
