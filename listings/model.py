@@ -27,7 +27,12 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from market.errors import Conflict, NotIntegerFen, RuleViolation
+from market.errors import (
+    Conflict,
+    NotIntegerFen,
+    ReasonRequired,  # shared conditions, re-exported here
+    RuleViolation,
+)
 
 T = TypeVar("T")
 
@@ -981,11 +986,6 @@ del _S, _A
 class IllegalTransition(Conflict):
     code = "illegal_transition"
     title = "The listing cannot do that in its current state"
-
-
-class ReasonRequired(RuleViolation):
-    code = "reason_required"
-    title = "Withdrawing a listing needs a reason"
 
 
 class WithdrawalReasonInvalid(RuleViolation):

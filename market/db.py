@@ -83,3 +83,19 @@ async def run_in_transaction(
 async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:
     """Run a textual query and return its first column of its first row."""
     return (await conn.execute(text(sql), params)).scalar()
+
+
+TABLE_MODULES = ("market.tables", "market.ledger_store", "listings.tables", "auctions.tables")
+
+
+def load_all_tables() -> MetaData:
+    """Import every module that defines tables, so ``metadata`` describes the whole schema."""
+    import importlib
+
+    for name in TABLE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return metadata

@@ -87,3 +87,21 @@ class InvalidCredentials(Unauthenticated):
 class CsrfFailed(Forbidden):
     code = "csrf_failed"
     title = "Form expired or was not sent by this site"
+
+
+# Conditions shared by several packages (one class per code; the packages re-export them).
+
+
+class BidderBarred(Forbidden):
+    code = "bidder_barred"
+    title = "This bidder defaulted on this lot and is barred from it"
+
+
+class BuyerNotVerified(Forbidden):
+    code = "buyer_not_verified"
+    title = "Only verified buyers may do this; an operator must verify the organisation first"
+
+
+class ReasonRequired(RuleViolation):
+    code = "reason_required"
+    title = "A reason is required"

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from market.errors import (
+    BidderBarred,  # shared conditions, re-exported here
     Conflict,
     IdempotencyKeyReused,
     MarketError,
@@ -67,11 +68,6 @@ IdReused = IdempotencyKeyReused
 class HoldExists(Conflict):
     code = "hold_exists"
     title = "The bidder already holds an unresolved deposit on this lot"
-
-
-class BidderBarred(RuleViolation):
-    code = "bidder_barred"
-    title = "The bidder defaulted on this lot and may not bid for it again"
 
 
 class WrongAmount(RuleViolation):

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import market.tables  # noqa: F401  (registers tables on the metadata)
-from market.db import metadata
-
-with contextlib.suppress(ImportError):  # later packages register their tables too
-    import listings.tables  # noqa: F401
-with contextlib.suppress(ImportError):
-    import auctions.tables  # noqa: F401
+from market.db import load_all_tables
 
 config = context.config
-target_metadata = metadata
+target_metadata = load_all_tables()
 
 
 def _url() -> str:

@@ -243,13 +243,13 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
 
 
 def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
-    multi = {k: request.query_params.getlist(k) for k in request.query_params}
-    fields = model.model_fields
+    names = {(f.alias or name): name for name, f in model.model_fields.items()}
     data: dict[str, Any] = {}
-    for k, v in multi.items():
-        if k not in fields:
+    for key in request.query_params:
+        if key not in names:
             continue
-        data[k] = v if _is_list_field(model, k) else v[-1]
+        values = request.query_params.getlist(key)
+        data[key] = values if _is_list_field(model, names[key]) else values[-1]
     try:
         return model.model_validate(data)
     except ValidationError as exc:

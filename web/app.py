@@ -21,8 +21,9 @@ from market import migrate
 from market.config import Settings
 from market.db import create_engine
 from market.metrics import render as render_metrics
-from web import (
-    api_parties,  # noqa: F401  (registers operations)
+from web import (  # the api_* modules register their operations
+    api_listings,  # noqa: F401
+    api_parties,  # noqa: F401
     pages,
 )
 from web.api import api

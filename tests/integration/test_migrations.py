@@ -11,9 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import market.tables  # noqa: F401
 from market import migrate
-from market.db import metadata
+from market.db import load_all_tables
 from tests.conftest import _admin
 
 
@@ -34,7 +33,7 @@ async def _diff(url: str) -> list[Any]:
                 ctx = MigrationContext.configure(
                     sync_conn, opts={"include_object": _ignore_foreign_objects, "compare_type": True}
                 )
-                return list(compare_metadata(ctx, metadata))
+                return list(compare_metadata(ctx, load_all_tables()))
 
             return await conn.run_sync(compare)
     finally:
