@@ -117,6 +117,7 @@ def serve(
             log_level=settings.log_level,
             proxy_headers=False,
             timeout_graceful_shutdown=10,
+            ws_max_size=64 * 1024,  # a bid is ~100 bytes; bigger frames close the socket (1009)
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

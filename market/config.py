@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, alias="MARKET_LOGIN_WINDOW_SECONDS", ge=1)
     allowed_origins: str = Field(default="", alias="MARKET_ALLOWED_ORIGINS")
     cookie_secure: bool | None = Field(default=None, alias="MARKET_COOKIE_SECURE")
+    close_grace_ms: int = Field(default=500, alias="MARKET_CLOSE_GRACE_MS", ge=0, le=60_000)
+    closer_workers: int = Field(default=4, alias="MARKET_CLOSER_WORKERS", ge=0, le=64)
+    ws_max_per_user: int = Field(default=10, alias="MARKET_WS_MAX_PER_USER", ge=1)
+    ws_rate_per_second: float = Field(default=10.0, alias="MARKET_WS_RATE", gt=0)
     db_pool_size: int = Field(default=10, alias="MARKET_DB_POOL_SIZE", ge=1)
     log_level: str = Field(default="info", alias="MARKET_LOG_LEVEL")
 

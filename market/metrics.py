@@ -38,3 +38,24 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+WS_DROPPED = Counter("market_ws_dropped_total", "Watchers dropped because their queue was full")
+NOTIFY_LAG = Histogram(
+    "market_notify_lag_seconds",
+    "Time from a NOTIFY arriving to its events being queued for watchers",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+BIDS = Counter("market_bids_total", "Bids by outcome", ["outcome", "code"])
+BID_LATENCY = Histogram(
+    "market_bid_seconds",
+    "Bid transaction latency (receipt to commit)",
+    ["channel"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+CLOSER_LAG = Histogram(
+    "market_closer_lag_seconds",
+    "Time from an auction's end to its close",
+    buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
+)
+AUCTIONS_CLOSED = Counter("market_auctions_closed_total", "Auctions closed by outcome", ["outcome"])

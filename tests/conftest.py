@@ -25,6 +25,15 @@ from market.config import Settings
 from market.db import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+# Timing rules shortened for tests (allowed for bank-led listings); money rules are never settings.
+FAST_TIMING = {
+    "MARKET_MIN_NOTICE_SECONDS": 0,
+    "MARKET_MIN_REAUCTION_NOTICE_SECONDS": 0,
+    "MARKET_MIN_AUCTION_SECONDS": 1,
+    "MARKET_MIN_EXTENSION_SECONDS": 1,
+    "MARKET_EXTENSION_SECONDS": 2,
+    "MARKET_CLOSE_GRACE_MS": 300,
+}
 TEST_DATA = ROOT / "var" / "test"
 
 
@@ -65,6 +74,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         MARKET_DATA_DIR=tmp_path_factory.mktemp("data"),
         MARKET_SECRET_KEY="test-secret-key-" + "x" * 32,
         MARKET_LOGIN_MAX_FAILURES=5,
+        **FAST_TIMING,
     )
 
 

@@ -288,6 +288,7 @@ async def _idempotent(call: Call, op: Operation, key: str) -> tuple[int, Any]:
     status, payload = await _run(call, op)
     if isinstance(payload, Response):
         return status, payload
+    payload = canonical_order(payload)  # a replay (read back from JSONB) answers byte for byte the same
     await call.conn.execute(
         idempotency_keys.update()
         .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
@@ -304,4 +305,13 @@ async def _replay(conn: AsyncConnection, scope: str, key: str, digest: str) -> t
     ).one()
     if row.request_hash != digest:
         raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
-    return row.status_code, row.response
+    return row.status_code, canonical_order(row.response)
+
+
+def canonical_order(value: Any) -> Any:
+    """``value`` with every object's keys sorted (JSONB does not keep key order)."""
+    if isinstance(value, dict):
+        return {k: canonical_order(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical_order(v) for v in value]
+    return value

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -13,18 +16,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from auctions import closer
+from auctions.hub import Hub, asyncpg_dsn
 from market import migrate
 from market.config import Settings
 from market.db import create_engine
 from market.metrics import render as render_metrics
 from web import (  # the api_* modules register their operations
+    api_auctions,  # noqa: F401
     api_listings,  # noqa: F401
     api_parties,  # noqa: F401
     pages,
+    ws,
 )
 from web.api import api
 from web.errors import EXCEPTION_HANDLERS
@@ -65,7 +72,9 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(request.app.state.openapi)
 
 
-def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, engine: AsyncEngine | None = None, run_background: bool = True
+) -> Starlette:
     """Build the service. With no arguments it reads the environment (``market serve`` workers)."""
     settings = settings or Settings()  # fresh: `market serve` sets DATABASE_URL just before
     if engine is None and not settings.database_url:
@@ -75,9 +84,28 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = Hub(engine, asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
+        app.state.hub = hub
+        stop = asyncio.Event()
+        await hub.start()
+        closer_task = None
+        if settings.closer_workers > 0 and run_background:
+            closer_task = asyncio.create_task(
+                closer.run(
+                    engine,
+                    stop,
+                    grace=timedelta(milliseconds=settings.close_grace_ms),
+                    workers=settings.closer_workers,
+                )
+            )
         try:
             yield
         finally:
+            stop.set()
+            if closer_task is not None:
+                with contextlib.suppress(Exception):
+                    await closer_task
+            await hub.stop()
             if own_engine:
                 await engine.dispose()
 
@@ -87,6 +115,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         Route("/metrics", metrics, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         *api.routes(),
+        WebSocketRoute("/ws/auctions/{auction_id}", ws.auction_socket),
         *pages.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -101,4 +130,5 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.secret_key = settings.resolved_secret_key()
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.openapi = document(api)
+    app.state.ws_registry = ws.Registry(settings.ws_max_per_user)
     return app

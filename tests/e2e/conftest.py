@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import FAST_TIMING
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -31,7 +33,8 @@ class Server:
 def start_server(env: dict[str, str], data_dir: Path, *args: str, timeout: float = 60) -> Server:
     port = free_port()
     log = data_dir / f"serve-{port}.log"
-    full_env = {**os.environ, "MARKET_DATA_DIR": str(data_dir), "MARKET_LOG_LEVEL": "warning", **env}
+    timing = {k: str(v) for k, v in FAST_TIMING.items()}
+    full_env = {**os.environ, "MARKET_DATA_DIR": str(data_dir), "MARKET_LOG_LEVEL": "warning", **timing, **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "market", "serve", "--port", str(port), *args],
         env=full_env,

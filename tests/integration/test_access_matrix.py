@@ -59,6 +59,16 @@ EXPECTED: dict[str, set[str]] = {
     "accept_offer": {BANK, BUYER},
     "reject_offer": {BANK, BUYER},
     "withdraw_offer": {BANK, BUYER},
+    "create_auction": {BANK},
+    "list_auctions": EVERYONE,
+    "get_auction": EVERYONE,
+    "auction_events": EVERYONE,
+    "register": {BUYER},
+    "place_bid": {BUYER},
+    "suspend_auction": {OPERATOR},
+    "resume_auction": {OPERATOR},
+    "cancel_auction": {OPERATOR},
+    "auction_identities": {OPERATOR},
 }
 
 

@@ -1,0 +1,584 @@
+"""Use cases of live auctions, each inside the caller's transaction.
+
+Every change of an auction goes the same way: lock the auction row, run the pure rule with
+the database's receipt time, append the events and the new state, NOTIFY (delivered at
+COMMIT). The HTTP API and the websocket both call ``place_bid``; nothing about a bid is
+decided outside PostgreSQL's row lock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from auctions import events as ev, rules, store
+from auctions.tables import auction_registrations, auctions, barred_bidders
+from listings import disposals, model as lmodel, services as lservices, store as lstore
+from market import audit, ledger_store
+from market.access import require_role
+from market.config import Settings
+from market.errors import Conflict, RuleViolation
+from market.ledger import Posting
+from market.parties import Actor, Role
+from market.tables import orgs
+
+SYSTEM: Actor | None = None  # closes and releases done by the platform itself
+
+
+class ListingNotAuctionable(Conflict):
+    code = "listing_not_auctionable"
+    title = "This listing cannot start an auction now"
+
+
+class AppraisalMissing(RuleViolation):
+    code = "appraisal_missing"
+    title = "The listing has no appraisal to price the auction against"
+
+
+class BelowBackstop(RuleViolation):
+    code = "below_backstop"
+    title = "With a backstop acquirer, bidding must start at the qualifying overbid (rule 35)"
+
+
+def policy(settings: Settings) -> rules.Policy:
+    """The rules' timing policy from configuration (money rules are not configurable)."""
+    return rules.Policy(
+        min_notice=timedelta(seconds=settings.min_notice_seconds),
+        min_reauction_notice=timedelta(seconds=settings.min_reauction_notice_seconds),
+        min_bidding_window=timedelta(seconds=settings.min_auction_seconds),
+        extension=timedelta(seconds=settings.extension_seconds),
+        min_extension=timedelta(seconds=settings.min_extension_seconds),
+        balance_due=timedelta(days=settings.balance_due_days),
+    )
+
+
+def _who(actor: Actor | None) -> dict[str, Any]:
+    return {
+        "actor_user_id": actor.user_id if actor else None,
+        "actor_org_id": actor.org_id if actor else None,
+    }
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuction:
+    listing_id: int
+    start_price_fen: int
+    increment_fen: int
+    deposit_fen: int
+    starts_at: datetime
+    ends_at: datetime
+    extension_seconds: int | None = None
+    reserve_fen: int | None = None
+    priority_holder_org_ids: tuple[int, ...] = ()
+    kind: rules.Kind = "auction"
+
+
+async def _previous_round(conn: AsyncConnection, listing_id: int) -> Row[Any] | None:
+    q = (
+        select(auctions)
+        .where(auctions.c.listing_id == listing_id)
+        .order_by(auctions.c.round_no.desc())
+        .limit(1)
+    )
+    row: Row[Any] | None = (await conn.execute(q)).first()
+    return row
+
+
+async def _related_orgs(conn: AsyncConnection, bank_org_id: int) -> frozenset[int]:
+    row = (await conn.execute(select(orgs.c.related_org_ids).where(orgs.c.id == bank_org_id))).one()
+    return frozenset(int(x) for x in row.related_org_ids or [])
+
+
+async def create_auction(
+    conn: AsyncConnection, actor: Actor, spec: NewAuction, settings: Settings
+) -> Row[Any]:
+    """Schedule the next round of a published listing, validated against every price and timing rule."""
+    require_role(actor, Role.BANK)
+    listing = await lservices._lock_own_listing(conn, actor, spec.listing_id)
+    if listing.status not in ("published", "failed"):
+        raise ListingNotAuctionable(f"The listing is {listing.status}; publish it first")
+    if listing.appraisal_fen is None:
+        raise AppraisalMissing("Every asset of the listing needs an appraisal")
+    asset_rows = await lstore.listing_asset_rows(conn, listing.id)
+    await lservices.check_claims_enforceable(conn, [a.id for a in asset_rows], _today(await _db_now(conn)))
+    previous = await _previous_round(conn, listing.id)
+    terms = await _terms(conn, spec, listing, previous, settings)
+    now = await _db_now(conn)
+    rules.validate_terms(
+        terms,
+        policy(settings),
+        appraisal_fen=listing.appraisal_fen,
+        previous_start_fen=previous.terms["start_price_fen"] if previous else None,
+        published_at=listing.published_at if previous is None else now,
+        now=now,
+        previous_ended_at=previous.closed_at if previous else None,
+        appraised_on=min((a.appraised_on for a in asset_rows if a.appraised_on), default=None),
+    )
+    _check_backstop(listing, terms)
+    if listing.status == "failed":
+        listing = await lservices.apply_transition(
+            conn, actor, listing, lmodel.ListingAction.PUBLISH, now=now
+        )
+    await lservices.apply_transition(
+        conn, actor, listing, lmodel.ListingAction.START_AUCTION, now=now, reason=f"round {terms.round_no}"
+    )
+    state = rules.initial_state(terms)
+    row: Row[Any] = (
+        await conn.execute(
+            insert(auctions)
+            .values(
+                listing_id=listing.id,
+                bank_org_id=listing.bank_org_id,
+                round_no=terms.round_no,
+                kind=terms.kind,
+                terms=store.terms_to_dict(terms),
+                state=rules.state_to_dict(state),
+                status=state.status,
+                ends_at=state.ends_at,
+            )
+            .returning(auctions)
+        )
+    ).one()
+    await audit.record(
+        conn,
+        **_who(actor),
+        action="auction.create",
+        entity="auction",
+        entity_id=row.id,
+        after={"listing_id": listing.id, **store.terms_to_dict(terms)},
+    )
+    return row
+
+
+async def _db_now(conn: AsyncConnection) -> datetime:
+    value: datetime = (await conn.execute(select(func.now()))).scalar_one()
+    return value
+
+
+def _today(now: datetime) -> Any:
+    from market.clock import today_cst
+
+    return today_cst(now)
+
+
+async def _terms(
+    conn: AsyncConnection, spec: NewAuction, listing: Row[Any], previous: Row[Any] | None, settings: Settings
+) -> rules.AuctionTerms:
+    holders = tuple(
+        rules.PriorityHolder(org_id, rank) for rank, org_id in enumerate(spec.priority_holder_org_ids, 1)
+    )
+    return rules.AuctionTerms(
+        start_price_fen=spec.start_price_fen,
+        increment_fen=spec.increment_fen,
+        deposit_fen=spec.deposit_fen,
+        starts_at=spec.starts_at,
+        ends_at=spec.ends_at,
+        extension_seconds=spec.extension_seconds or settings.extension_seconds,
+        reserve_fen=spec.reserve_fen,
+        priority_holders=holders,
+        round_no=(previous.round_no + 1) if previous else 1,
+        kind=spec.kind,
+        consignor_org_id=listing.bank_org_id,
+        related_org_ids=await _related_orgs(conn, listing.bank_org_id),
+    )
+
+
+def _check_backstop(listing: Row[Any], terms: rules.AuctionTerms) -> None:
+    stop = listing.backstop
+    if not stop:
+        return
+    floor = lmodel.minimum_qualifying_bid(
+        stop["price_fen"], stop.get("break_up_fee_fen", 0), terms.increment_fen
+    )
+    if terms.start_price_fen < floor:
+        raise BelowBackstop(
+            f"Start at least at {floor} fen (backstop + break-up fee + one increment)", minimum_fen=floor
+        )
+
+
+# --------------------------------------------------------------------------- registration and deposits
+
+
+def hold_account(listing_id: int, org_id: int) -> str:
+    return f"hold:{listing_id}:{org_id}"
+
+
+class AlreadyRegistered(Conflict):
+    code = "already_registered"
+    title = "Already registered for this auction"
+
+
+async def register(conn: AsyncConnection, actor: Actor, auction_id: int) -> tuple[Row[Any], bool]:
+    """Register a verified buyer: hold the deposit in the ledger and give an anonymous paddle number.
+
+    Returns the registration and whether it was created now (a repeat returns the first one).
+    """
+    require_role(actor, Role.BUYER)
+    locked = await store.lock(conn, auction_id)
+    existing = await store.registration(conn, auction_id, actor.org_id)
+    if existing is not None:
+        return existing, False
+    if locked.state.status in rules.TERMINAL or locked.now >= locked.state.ends_at:
+        raise rules.AuctionClosed("Registration is closed")
+    barred = [
+        r.org_id
+        for r in (
+            await conn.execute(
+                select(barred_bidders.c.org_id).where(barred_bidders.c.listing_id == locked.listing_id)
+            )
+        ).all()
+    ]
+    rules.may_register(locked.terms, actor.org_id, barred_org_ids=barred, verified=actor.org_verified)
+    row = await _insert_registration(conn, actor, locked)
+    await ledger_store.post(
+        conn,
+        key=f"hold:a{auction_id}:o{actor.org_id}",
+        scope=f"listing:{locked.listing_id}",
+        type="hold",
+        content={"auction_id": auction_id, "bidder": actor.org_id, "amount_fen": row.deposit_fen},
+        postings=[
+            Posting(
+                f"buyer:{actor.org_id}",
+                hold_account(locked.listing_id, actor.org_id),
+                row.deposit_fen,
+                f"[hold:a{auction_id}] deposit held for paddle {row.paddle_no}",
+            )
+        ]
+        if row.deposit_fen > 0
+        else [],
+    )
+    await audit.record(
+        conn,
+        **_who(actor),
+        action="auction.register",
+        entity="auction",
+        entity_id=auction_id,
+        after={"paddle_no": row.paddle_no, "deposit_fen": row.deposit_fen},
+    )
+    return row, True
+
+
+async def _insert_registration(conn: AsyncConnection, actor: Actor, locked: store.Locked) -> Row[Any]:
+    rank = locked.terms.priority_rank_of(actor.org_id)
+    for _ in range(20):
+        paddle = f"{secrets.randbelow(900000) + 100000}"
+        try:
+            async with conn.begin_nested():
+                row: Row[Any] = (
+                    await conn.execute(
+                        insert(auction_registrations)
+                        .values(
+                            auction_id=locked.id,
+                            bidder_org_id=actor.org_id,
+                            user_id=actor.user_id,
+                            paddle_no=paddle,
+                            deposit_fen=locked.terms.deposit_fen,
+                            deposit_status="held",
+                            priority_rank=rank,
+                        )
+                        .returning(auction_registrations)
+                    )
+                ).one()
+                return row
+        except IntegrityError:
+            continue
+    raise AssertionError("could not allocate a paddle number")
+
+
+async def release_holds(
+    conn: AsyncConnection, auction_id: int, listing_id: int, *, keep_org: int | None, why: str
+) -> int:
+    """Void every held deposit of the round except the winner's (rule 15)."""
+    q = select(auction_registrations).where(
+        auction_registrations.c.auction_id == auction_id, auction_registrations.c.deposit_status == "held"
+    )
+    released = 0
+    for reg in (await conn.execute(q.with_for_update())).all():
+        if reg.bidder_org_id == keep_org:
+            continue
+        if reg.deposit_fen > 0:
+            await ledger_store.post(
+                conn,
+                key=f"void:a{auction_id}:o{reg.bidder_org_id}",
+                scope=f"listing:{listing_id}",
+                type="void",
+                content={"auction_id": auction_id, "bidder": reg.bidder_org_id, "why": why},
+                postings=[
+                    Posting(
+                        hold_account(listing_id, reg.bidder_org_id),
+                        f"buyer:{reg.bidder_org_id}",
+                        reg.deposit_fen,
+                        f"[void:a{auction_id}] deposit released ({why})",
+                    )
+                ],
+            )
+        await conn.execute(
+            update(auction_registrations)
+            .where(auction_registrations.c.id == reg.id)
+            .values(deposit_status="released", resolved_at=func.now())
+        )
+        released += 1
+    return released
+
+
+# --------------------------------------------------------------------------- bids
+
+
+@dataclass(frozen=True, slots=True)
+class BidAck:
+    seq: int
+    amount_fen: int
+    price_fen: int | None
+    leading: bool
+    ends_at: datetime
+    events: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "amount_fen": self.amount_fen,
+            "price_fen": self.price_fen,
+            "leading": self.leading,
+            "ends_at": ev.rfc3339(self.ends_at),
+        }
+
+
+async def place_bid(
+    conn: AsyncConnection, actor: Actor, auction_id: int, amount_fen: int, max_fen: int | None = None
+) -> BidAck:
+    """The bid transaction: lock, validate with the receipt time, append, NOTIFY.
+
+    Raises:
+        DepositRequired: the caller has no registration with a held deposit.
+        rules errors: every refusal of the auction rules (bid_too_low, auction_closed, …).
+    """
+    require_role(actor, Role.BUYER)
+    locked = await store.lock(conn, auction_id)
+    if locked.state.status in rules.TERMINAL:
+        raise rules.AuctionClosed(f"The auction is {locked.state.status}")
+    reg = await store.registration(conn, auction_id, actor.org_id)
+    if reg is None or reg.deposit_status != "held":
+        raise rules.DepositRequired("Register and hold the deposit before bidding")
+    bid = rules.Bid(
+        bidder_id=actor.org_id,
+        paddle_no=reg.paddle_no,
+        amount_fen=amount_fen,
+        deposit_held=True,
+        max_fen=max_fen,
+        priority_rank=reg.priority_rank,
+    )
+    new_state, events = rules.place_bid(locked.terms, locked.state, bid, locked.now)
+    feed = await store.append(conn, locked, new_state, events)
+    own = next((e for e in feed if e.get("paddle_no") == reg.paddle_no and e["type"] == "bid"), feed[0])
+    leader = new_state.leader
+    return BidAck(
+        seq=own["seq"],
+        amount_fen=own.get("amount_fen", amount_fen),
+        price_fen=new_state.current_price_fen,
+        leading=leader is not None and leader.bidder_id == actor.org_id,
+        ends_at=new_state.ends_at,
+        events=feed,
+    )
+
+
+# --------------------------------------------------------------------------- closing
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    auction_id: int
+    outcome: str  # closed | failed | not_due | already
+    disposal_id: int | None = None
+
+
+async def close_auction(conn: AsyncConnection, auction_id: int) -> CloseResult:
+    """Close one due auction exactly once: winner -> disposal, losers' deposits released; no bid -> 流拍."""
+    locked = await store.lock(conn, auction_id)
+    try:
+        new_state, events = rules.close(locked.terms, locked.state, locked.now)
+    except (rules.BiddingStillOpen, rules.AuctionSuspended):
+        return CloseResult(auction_id, "not_due")
+    if not events:
+        return CloseResult(auction_id, "already")
+    await store.append(conn, locked, new_state, events)
+    outcome = events[-1]
+    if isinstance(outcome, ev.Closed):
+        return await _sold(conn, locked, outcome)
+    await _failed(conn, locked, outcome)
+    return CloseResult(auction_id, "failed")
+
+
+async def _sold(conn: AsyncConnection, locked: store.Locked, outcome: ev.Closed) -> CloseResult:
+    listing = await lstore.find_listing_row(conn, locked.listing_id, lock=True)
+    assert listing is not None
+    await lservices.apply_transition(
+        conn, SYSTEM, listing, lmodel.ListingAction.SELL, now=locked.now, reason=f"auction {locked.id} closed"
+    )
+    disposal = await disposals.create(
+        conn,
+        SYSTEM,
+        listing_id=locked.listing_id,
+        bank_org_id=locked.bank_org_id,
+        buyer_org_id=outcome.bidder_id,
+        source="auction",
+        source_ref=str(locked.id),
+        price_fen=outcome.amount_fen,
+    )
+    await release_holds(conn, locked.id, locked.listing_id, keep_org=outcome.bidder_id, why="lost")
+    await audit.record(
+        conn,
+        **_who(SYSTEM),
+        action="auction.close",
+        entity="auction",
+        entity_id=locked.id,
+        after={
+            "winner_paddle": outcome.paddle_no,
+            "price_fen": outcome.amount_fen,
+            "disposal_id": disposal.id,
+        },
+    )
+    return CloseResult(locked.id, "closed", disposal.id)
+
+
+async def _failed(conn: AsyncConnection, locked: store.Locked, outcome: ev.Event) -> None:
+    listing = await lstore.find_listing_row(conn, locked.listing_id, lock=True)
+    assert listing is not None
+    await lservices.apply_transition(
+        conn, SYSTEM, listing, lmodel.ListingAction.FAIL, now=locked.now, reason=f"auction {locked.id} failed"
+    )
+    await release_holds(conn, locked.id, locked.listing_id, keep_org=None, why="round failed")
+    step = rules.next_round(
+        locked.terms,
+        "failed",
+        listing.appraisal_fen or 0,
+        rules.Policy(),
+        locked.now,
+        backstop=lservices._backstop_from_json(listing.backstop),
+    )
+    await conn.execute(update(auctions).where(auctions.c.id == locked.id).values(next_step=_step_dict(step)))
+    await audit.record(
+        conn,
+        **_who(SYSTEM),
+        action="auction.fail",
+        entity="auction",
+        entity_id=locked.id,
+        after={"reason": getattr(outcome, "reason", None), "next_step": _step_dict(step)},
+    )
+
+
+def _step_dict(step: rules.NextStep) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("kind", "round_no", "start_price_floor_fen", "price_fen", "acquirer_org_id"):
+        out[key] = getattr(step, key, None)
+    for key in ("earliest_starts_at", "latest_starts_at"):
+        value = getattr(step, key, None)
+        out[key] = ev.rfc3339(value) if value else None
+    period = getattr(step, "period", None)
+    out["period_seconds"] = int(period.total_seconds()) if period else None
+    return out
+
+
+async def due_auction_ids(conn: AsyncConnection, grace: timedelta, limit: int) -> list[int]:
+    """Claim due auctions no other closer holds (``FOR UPDATE SKIP LOCKED``)."""
+    q = (
+        select(auctions.c.id)
+        .where(auctions.c.status.in_(("scheduled", "live")), auctions.c.ends_at <= func.now() - grace)
+        .order_by(auctions.c.ends_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [r.id for r in (await conn.execute(q)).all()]
+
+
+# --------------------------------------------------------------------------- interventions
+
+
+async def intervene(
+    conn: AsyncConnection, actor: Actor, auction_id: int, action: str, reason: str | None
+) -> list[dict[str, Any]]:
+    """Suspend, resume or cancel (operators only), with the reason published in the feed (rule 20)."""
+    require_role(actor, Role.OPERATOR)
+    locked = await store.lock(conn, auction_id)
+    if action == "suspend":
+        new_state, events = rules.suspend(locked.state, reason or "", locked.now)
+    elif action == "resume":
+        new_state, events = rules.resume(locked.state, locked.now)
+    else:
+        new_state, events = rules.cancel(locked.state, reason or "", locked.now)
+    feed = await store.append(conn, locked, new_state, events)
+    if action == "cancel":
+        await _cancelled(conn, actor, locked)
+    await audit.record(
+        conn,
+        **_who(actor),
+        action=f"auction.{action}",
+        entity="auction",
+        entity_id=auction_id,
+        before={"status": locked.state.status},
+        after={"status": new_state.status, "reason": reason},
+    )
+    return feed
+
+
+async def _cancelled(conn: AsyncConnection, actor: Actor, locked: store.Locked) -> None:
+    await release_holds(conn, locked.id, locked.listing_id, keep_org=None, why="auction cancelled")
+    listing = await lstore.find_listing_row(conn, locked.listing_id, lock=True)
+    if listing is not None and listing.status == "in_auction":
+        await lservices.apply_transition(
+            conn,
+            actor,
+            listing,
+            lmodel.ListingAction.REOPEN,
+            now=locked.now,
+            reason=f"auction {locked.id} cancelled",
+        )
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    row: Row[Any]
+    terms: rules.AuctionTerms
+    state: rules.AuctionState
+    status: str
+    now: datetime
+    minimum_next_bid_fen: int | None
+    mine: Row[Any] | None
+
+
+async def view(conn: AsyncConnection, actor: Actor | None, auction_id: int) -> View:
+    row = await store.find(conn, auction_id)
+    if row is None:
+        raise store.AuctionNotFound(f"No auction {auction_id}")
+    terms, state = store.terms_from_dict(row.terms), rules.state_from_dict(row.state)
+    status = rules.status_at(state, row.db_now)
+    mine = await store.registration(conn, auction_id, actor.org_id) if actor else None
+    rank = mine.priority_rank if mine is not None else None
+    minimum = None if status in rules.TERMINAL else rules.minimum_next_bid(terms, state, priority_rank=rank)
+    return View(row, terms, state, status, row.db_now, minimum, mine)
+
+
+async def registrations(conn: AsyncConnection, actor: Actor, auction_id: int) -> list[Row[Any]]:
+    """Who is behind each paddle: operators only (rule 14)."""
+    require_role(actor, Role.OPERATOR)
+    if await store.find(conn, auction_id) is None:
+        raise store.AuctionNotFound(f"No auction {auction_id}")
+    q = (
+        select(auction_registrations, orgs.c.name.label("org_name"), orgs.c.credit_code)
+        .join(orgs, orgs.c.id == auction_registrations.c.bidder_org_id)
+        .where(auction_registrations.c.auction_id == auction_id)
+        .order_by(auction_registrations.c.id)
+    )
+    return list((await conn.execute(q)).all())

@@ -1,0 +1,200 @@
+"""SQL of live auctions: lock the auction row, append events, keep the denormalised columns.
+
+The auction row is the lock that serialises every change of one auction; its ``state``
+JSONB is ``rules.state_to_dict`` of the live state and ``seq`` the number of events. Each
+event is one ``auction_events`` row (``(auction_id, seq)`` is the primary key, so two
+writers can never both append seq N). ``pg_notify`` tells every instance after COMMIT.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from auctions import events as ev, rules
+from auctions.tables import auction_events, auction_registrations, auctions
+from market.errors import NotFound
+
+CHANNEL = "auction_events"
+NOTIFY_LIMIT = 7000  # bytes; PostgreSQL refuses payloads of 8000 and more
+
+
+class AuctionNotFound(NotFound):
+    code = "auction_not_found"
+    title = "No such auction"
+
+
+def terms_to_dict(t: rules.AuctionTerms) -> dict[str, Any]:
+    return {
+        "start_price_fen": t.start_price_fen,
+        "increment_fen": t.increment_fen,
+        "deposit_fen": t.deposit_fen,
+        "starts_at": ev.rfc3339(t.starts_at),
+        "ends_at": ev.rfc3339(t.ends_at),
+        "extension_seconds": t.extension_seconds,
+        "reserve_fen": t.reserve_fen,
+        "priority_holders": [{"org_id": p.org_id, "rank": p.rank} for p in t.priority_holders],
+        "round_no": t.round_no,
+        "kind": t.kind,
+        "consignor_org_id": t.consignor_org_id,
+        "related_org_ids": sorted(t.related_org_ids),
+        "fixed_price_window_seconds": t.fixed_price_window_seconds,
+    }
+
+
+def terms_from_dict(d: dict[str, Any]) -> rules.AuctionTerms:
+    return rules.AuctionTerms(
+        start_price_fen=d["start_price_fen"],
+        increment_fen=d["increment_fen"],
+        deposit_fen=d["deposit_fen"],
+        starts_at=datetime.fromisoformat(d["starts_at"]),
+        ends_at=datetime.fromisoformat(d["ends_at"]),
+        extension_seconds=d["extension_seconds"],
+        reserve_fen=d["reserve_fen"],
+        priority_holders=tuple(rules.PriorityHolder(p["org_id"], p["rank"]) for p in d["priority_holders"]),
+        round_no=d["round_no"],
+        kind=d["kind"],
+        consignor_org_id=d["consignor_org_id"],
+        related_org_ids=frozenset(d["related_org_ids"]),
+        fixed_price_window_seconds=d["fixed_price_window_seconds"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """An auction row under lock, decoded, with the database's receipt time."""
+
+    id: int
+    listing_id: int
+    bank_org_id: int
+    terms: rules.AuctionTerms
+    state: rules.AuctionState
+    now: datetime
+    row: Row[Any]
+
+
+async def lock(conn: AsyncConnection, auction_id: int) -> Locked:
+    """``SELECT … FOR UPDATE`` the auction; ``now`` is the transaction's start (the receipt time).
+
+    Raises:
+        AuctionNotFound: no such auction.
+    """
+    row = (
+        await conn.execute(
+            select(auctions, text("now() AS db_now")).where(auctions.c.id == auction_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise AuctionNotFound(f"No auction {auction_id}")
+    return decode(row, row.db_now)
+
+
+def decode(row: Row[Any], now: datetime) -> Locked:
+    return Locked(
+        row.id,
+        row.listing_id,
+        row.bank_org_id,
+        terms_from_dict(row.terms),
+        rules.state_from_dict(row.state),
+        now,
+        row,
+    )
+
+
+async def find(conn: AsyncConnection, auction_id: int) -> Row[Any] | None:
+    row: Row[Any] | None = (
+        await conn.execute(select(auctions, text("now() AS db_now")).where(auctions.c.id == auction_id))
+    ).first()
+    return row
+
+
+def public_event(event: ev.Event, seq: int) -> dict[str, Any]:
+    """The feed shape of an event: paddles only, no bidder ids or proxy maxima (rule 14)."""
+    body = event.to_dict() if event.public else {"type": event.type, "at": ev.rfc3339(event.at)}
+    return {**body, "seq": seq}
+
+
+async def append(
+    conn: AsyncConnection, locked: Locked, new_state: rules.AuctionState, events: Sequence[ev.Event]
+) -> list[dict[str, Any]]:
+    """Store the events and the new state, then NOTIFY (delivered at COMMIT). Returns the feed shapes."""
+    if not events:
+        return []
+    first = locked.state.seq + 1
+    rows, feed = [], []
+    for i, event in enumerate(events):
+        seq = first + i
+        record = event.to_record()
+        public = public_event(event, seq)
+        feed.append(public)
+        rows.append(
+            {
+                "auction_id": locked.id,
+                "seq": seq,
+                "type": event.type,
+                "at": event.at,
+                "record": record,
+                "public": public,
+                "bidder_org_id": record.get("bidder_id"),
+                "amount_fen": record.get("amount_fen"),
+            }
+        )
+    await conn.execute(auction_events.insert(), rows)
+    await conn.execute(
+        auctions.update()
+        .where(auctions.c.id == locked.id)
+        .values(
+            state=rules.state_to_dict(new_state),
+            status=new_state.status,
+            ends_at=new_state.ends_at,
+            seq=new_state.seq,
+            closed_at=new_state.closed_at,
+        )
+    )
+    await notify(conn, locked.id, feed)
+    return feed
+
+
+async def notify(conn: AsyncConnection, auction_id: int, feed: list[dict[str, Any]]) -> None:
+    payload = json.dumps({"a": auction_id, "e": feed}, separators=(",", ":"), ensure_ascii=False)
+    if len(payload.encode()) > NOTIFY_LIMIT:  # too big to carry: listeners read the events from the table
+        payload = json.dumps({"a": auction_id, "from": feed[0]["seq"], "to": feed[-1]["seq"]})
+    await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+
+
+async def events_after(
+    conn: AsyncConnection, auction_id: int, after_seq: int, upto_seq: int | None = None, limit: int = 10_000
+) -> list[dict[str, Any]]:
+    q = (
+        select(auction_events.c.public)
+        .where(auction_events.c.auction_id == auction_id, auction_events.c.seq > after_seq)
+        .order_by(auction_events.c.seq)
+        .limit(limit)
+    )
+    if upto_seq is not None:
+        q = q.where(auction_events.c.seq <= upto_seq)
+    return [r.public for r in (await conn.execute(q)).all()]
+
+
+async def all_records(conn: AsyncConnection, auction_id: int) -> list[dict[str, Any]]:
+    q = (
+        select(auction_events.c.record)
+        .where(auction_events.c.auction_id == auction_id)
+        .order_by(auction_events.c.seq)
+    )
+    return [r.record for r in (await conn.execute(q)).all()]
+
+
+async def registration(conn: AsyncConnection, auction_id: int, org_id: int) -> Row[Any] | None:
+    q = select(auction_registrations).where(
+        auction_registrations.c.auction_id == auction_id, auction_registrations.c.bidder_org_id == org_id
+    )
+    row: Row[Any] | None = (await conn.execute(q)).first()
+    return row

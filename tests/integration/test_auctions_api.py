@@ -1,0 +1,176 @@
+"""Auctions through the API in-process: terms, registration and deposits, bids, closing, rounds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auctions import closer
+from market import ledger_store
+from market.parties import Role
+from tests.support.auctions import DEPOSIT, INCREMENT, START, auction_with_buyers, published_listing, terms
+from tests.support.factories import make_party
+
+GRACE = timedelta(milliseconds=300)
+
+
+async def wait_and_close(engine: AsyncEngine, client: httpx.AsyncClient, auction_id: int) -> list[object]:
+    """Wait for the (possibly extended) end, then run the closer until nothing is due."""
+    results: list[object] = []
+    for _ in range(50):
+        state = (await client.get(f"/api/v1/auctions/{auction_id}")).json()
+        if state["status"] in ("closed", "failed", "cancelled"):
+            return results
+        ends = datetime.fromisoformat(state["ends_at"])
+        await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.4)
+        while (r := await closer.close_one(engine, GRACE)) is not None:
+            results.append(r)
+    raise AssertionError("auction never closed")
+
+
+async def test_terms_are_checked_against_every_money_rule(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    bank = await make_party(engine, client, Role.BANK)
+    listing_id = await published_listing(client, bank)
+    bad = await client.post("/api/v1/auctions", headers=bank.headers,
+                            json=terms(listing_id, start=60_000_000, deposit_fen=20_000_000))
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_terms"
+    codes = {p["code"] for p in bad.json()["problems"]}
+    assert len(codes) >= 2, codes
+    ok = await client.post("/api/v1/auctions", headers=bank.headers, json=terms(listing_id))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["status"] in ("scheduled", "live") and ok.json()["start_price_fen"] == START
+    listing = await client.get(f"/api/v1/listings/{listing_id}")
+    assert listing.json()["status"] == "in_auction"
+
+
+async def test_registration_holds_the_deposit_and_gives_a_paddle(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=1)
+    buyer = s.buyers[0]
+    again = await client.post(f"/api/v1/auctions/{s.auction_id}/registrations", headers=buyer.headers)
+    assert again.status_code == 200 and again.json()["paddle_no"] == s.paddles[buyer.org_id]
+    async with engine.connect() as conn:
+        held = await ledger_store.balances(conn, [f"hold:{s.listing_id}:{buyer.org_id}"])
+    assert held == {f"hold:{s.listing_id}:{buyer.org_id}": DEPOSIT}
+    unverified = await make_party(engine, client, Role.BUYER, verified=False)
+    r = await client.post(f"/api/v1/auctions/{s.auction_id}/registrations", headers=unverified.headers)
+    assert r.status_code == 403 and r.json()["code"] == "buyer_not_verified"
+    assert (await client.post(f"/api/v1/auctions/{s.auction_id}/registrations",
+                              headers=s.bank.headers)).status_code == 403
+
+
+async def test_bidding_rules_over_http(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=2, seconds=30)
+    a, b = s.buyers
+    url = f"/api/v1/auctions/{s.auction_id}/bids"
+    low = await client.post(url, headers=a.headers, json={"amount_fen": START - 1})
+    assert low.status_code == 409 and low.json()["code"] == "bid_too_low"
+    first = await client.post(url, headers=a.headers, json={"amount_fen": START})
+    assert first.status_code == 201, first.text
+    assert first.json()["seq"] == 1 and first.json()["leading"] is True
+    self_outbid = await client.post(url, headers=a.headers, json={"amount_fen": START + INCREMENT})
+    assert self_outbid.status_code == 409 and self_outbid.json()["code"] == "already_leading"
+    not_enough = await client.post(url, headers=b.headers, json={"amount_fen": START + INCREMENT - 1})
+    assert not_enough.status_code == 409 and not_enough.json()["minimum_fen"] == START + INCREMENT
+    second = await client.post(url, headers=b.headers, json={"amount_fen": START + INCREMENT})
+    assert second.status_code == 201
+    stranger = await make_party(engine, client, Role.BUYER)
+    r = await client.post(url, headers=stranger.headers, json={"amount_fen": START + 5 * INCREMENT})
+    assert r.status_code == 403 and r.json()["code"] == "deposit_required"
+    for bad in (1.5, "100", -5, 10**30, True):
+        r = await client.post(url, headers=b.headers, json={"amount_fen": bad})
+        assert r.status_code == 422, bad
+    state = (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()
+    assert state["current_price_fen"] == START + INCREMENT
+    assert state["leader_paddle"] == s.paddles[b.org_id] and state["bid_count"] == 2
+    events = (await client.get(f"/api/v1/auctions/{s.auction_id}/events")).json()["events"]
+    assert [e["seq"] for e in events] == [1, 2]
+    assert all("bidder_id" not in e and "org" not in str(e) for e in events)
+
+
+async def test_proxy_bid_answers_automatically(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=2, seconds=30)
+    a, b = s.buyers
+    url = f"/api/v1/auctions/{s.auction_id}/bids"
+    await client.post(url, headers=a.headers, json={"amount_fen": START, "max_fen": START + 10 * INCREMENT})
+    r = await client.post(url, headers=b.headers, json={"amount_fen": START + INCREMENT})
+    assert r.status_code == 201 and r.json()["leading"] is False
+    state = (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()
+    assert state["leader_paddle"] == s.paddles[a.org_id]
+    assert state["current_price_fen"] == START + 2 * INCREMENT
+
+
+async def test_same_idempotency_key_places_one_bid(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=1, seconds=30)
+    buyer = s.buyers[0]
+    headers = {**buyer.headers, "Idempotency-Key": "bid-once"}
+    url = f"/api/v1/auctions/{s.auction_id}/bids"
+    results = await asyncio.gather(*(client.post(url, headers=headers, json={"amount_fen": START}) for _ in range(5)))
+    assert {r.status_code for r in results} == {201}
+    assert len({r.text for r in results}) == 1
+    assert (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()["bid_count"] == 1
+
+
+async def test_close_with_winner_creates_disposal_and_releases_losers(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    s = await auction_with_buyers(client, engine, buyers=3, seconds=2)
+    a, b, c = s.buyers
+    url = f"/api/v1/auctions/{s.auction_id}/bids"
+    assert (await client.post(url, headers=a.headers, json={"amount_fen": START})).status_code == 201
+    assert (await client.post(url, headers=b.headers, json={"amount_fen": START + INCREMENT})).status_code == 201
+    results = await wait_and_close(engine, client, s.auction_id)
+    mine = [r for r in results if getattr(r, "auction_id", None) == s.auction_id]
+    assert len(mine) == 1 and mine[0].outcome == "closed" and mine[0].disposal_id
+    state = (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()
+    assert state["status"] == "closed" and state["current_price_fen"] == START + INCREMENT
+    assert (await client.get(f"/api/v1/listings/{s.listing_id}")).json()["status"] == "sold"
+    async with engine.connect() as conn:
+        holds = await ledger_store.balances(conn, [f"hold:{s.listing_id}:{p.org_id}" for p in (a, b, c)])
+    assert list(holds.values()) == [0, DEPOSIT, 0]  # losers released, the winner's deposit still held
+    late = await client.post(url, headers=c.headers, json={"amount_fen": START + 5 * INCREMENT})
+    assert late.status_code == 409 and late.json()["code"] in ("auction_closed", "auction_not_open")
+    events = (await client.get(f"/api/v1/auctions/{s.auction_id}/events")).json()["events"]
+    assert [e["type"] for e in events].count("closed") == 1
+
+
+async def test_failed_round_rolls_into_a_legal_second_round(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=1, seconds=1.5)
+    results = await wait_and_close(engine, client, s.auction_id)
+    assert any(getattr(r, "auction_id", None) == s.auction_id and r.outcome == "failed" for r in results)
+    state = (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()
+    assert state["status"] == "failed"
+    assert state["next_step"]["kind"] == "auction" and state["next_step"]["start_price_floor_fen"] == START * 8 // 10
+    async with engine.connect() as conn:
+        held = await ledger_store.balances(conn, [f"hold:{s.listing_id}:{s.buyers[0].org_id}"])
+    assert list(held.values()) == [0]
+    assert (await client.get(f"/api/v1/listings/{s.listing_id}")).json()["status"] == "failed"
+    too_low = await client.post("/api/v1/auctions", headers=s.bank.headers,
+                                json=terms(s.listing_id, start=START * 8 // 10 - 1, deposit_fen=5_000_000))
+    assert too_low.status_code == 422 and too_low.json()["code"] == "invalid_terms"
+    ok = await client.post("/api/v1/auctions", headers=s.bank.headers,
+                           json=terms(s.listing_id, start=START * 8 // 10, deposit_fen=5_000_000))
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["round_no"] == 2
+
+
+async def test_operator_suspends_with_reason_and_sees_identities(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=1, seconds=60)
+    op = await make_party(engine, client, Role.OPERATOR)
+    url = f"/api/v1/auctions/{s.auction_id}"
+    no_reason = await client.post(url + "/suspend", headers=op.headers, json={"reason": " "})
+    assert no_reason.status_code == 422
+    r = await client.post(url + "/suspend", headers=op.headers, json={"reason": "系统故障排查"})
+    assert r.status_code == 200 and r.json()["events"][0]["reason"] == "系统故障排查"
+    bid = await client.post(url + "/bids", headers=s.buyers[0].headers, json={"amount_fen": START})
+    assert bid.status_code == 409 and bid.json()["code"] == "auction_suspended"
+    assert (await client.post(url + "/resume", headers=op.headers, json={})).status_code == 200
+    who = await client.get(url + "/registrations", headers=op.headers)
+    assert who.json()["items"][0]["org_id"] == s.buyers[0].org_id
+    assert (await client.get(url + "/registrations", headers=s.bank.headers)).status_code == 403
+    cancel = await client.post(url + "/cancel", headers=op.headers, json={"reason": "权属异议成立"})
+    assert cancel.status_code == 200
+    assert (await client.get(url)).json()["status"] == "cancelled"
+    assert (await client.get(f"/api/v1/listings/{s.listing_id}")).json()["status"] == "published"
