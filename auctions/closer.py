@@ -17,13 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auctions import services
 from auctions.tables import auctions
+from listings import offers
+from market.config import Settings
 from market.db import run_in_transaction
 from market.metrics import AUCTIONS_CLOSED, CLOSER_LAG
 
 log = logging.getLogger(__name__)
 
 
-async def close_one(engine: AsyncEngine, grace: timedelta) -> services.CloseResult | None:
+async def close_one(engine: AsyncEngine, grace: timedelta, settings: Settings) -> services.CloseResult | None:
     """Claim one due auction nobody else holds and close it; None when nothing is due."""
 
     async def work(conn: object) -> services.CloseResult | None:
@@ -36,7 +38,7 @@ async def close_one(engine: AsyncEngine, grace: timedelta) -> services.CloseResu
         ends_at, now = (
             await conn.execute(select(auctions.c.ends_at, func.now()).where(auctions.c.id == ids[0]))
         ).one()
-        result = await services.close_auction(conn, ids[0])
+        result = await services.close_auction(conn, ids[0], settings)
         if result.outcome in ("closed", "failed"):
             _observe(result, ends_at, now)
         return result
@@ -49,15 +51,13 @@ def _observe(result: services.CloseResult, ends_at: datetime, now: datetime) -> 
     CLOSER_LAG.observe(max(0.0, (now - ends_at).total_seconds()))
 
 
-async def run(
-    engine: AsyncEngine, stop: asyncio.Event, *, grace: timedelta, interval: float = 0.2, workers: int = 4
-) -> None:
+async def run(engine: AsyncEngine, stop: asyncio.Event, settings: Settings, *, interval: float = 0.2) -> None:
     """Close due auctions until ``stop`` is set, with ``workers`` concurrent claimers."""
 
     async def worker() -> None:
         while not stop.is_set():
             try:
-                result = await close_one(engine, grace)
+                result = await close_one(engine, grace, settings)
             except Exception:
                 log.exception("closing an auction failed; will retry")
                 result = None
@@ -65,4 +65,15 @@ async def run(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    async def housekeeping() -> None:
+        """Lapsed negotiation offers are recorded as expired (their listings go back on offer)."""
+        while not stop.is_set():
+            try:
+                await run_in_transaction(engine, offers.expire_due_threads)
+            except Exception:
+                log.exception("expiring offers failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+
+    grace = timedelta(milliseconds=settings.close_grace_ms)
+    await asyncio.gather(housekeeping(), *(worker() for _ in range(settings.closer_workers)))

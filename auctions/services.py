@@ -19,13 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auctions import events as ev, rules, store
-from auctions.tables import auction_registrations, auctions, barred_bidders
-from listings import disposals, model as lmodel, services as lservices, store as lstore
-from market import audit, ledger_store
+from auctions.tables import auction_registrations, auctions
+from listings import disposals, model as lmodel, services as lservices, settlement, store as lstore
+from market import audit
 from market.access import require_role
 from market.config import Settings
 from market.errors import Conflict, RuleViolation
-from market.ledger import Posting
 from market.parties import Actor, Role
 from market.tables import orgs
 
@@ -218,7 +217,9 @@ class AlreadyRegistered(Conflict):
     title = "Already registered for this auction"
 
 
-async def register(conn: AsyncConnection, actor: Actor, auction_id: int) -> tuple[Row[Any], bool]:
+async def register(
+    conn: AsyncConnection, actor: Actor, auction_id: int, settings: Settings
+) -> tuple[Row[Any], bool]:
     """Register a verified buyer: hold the deposit in the ledger and give an anonymous paddle number.
 
     Returns the registration and whether it was created now (a repeat returns the first one).
@@ -230,33 +231,22 @@ async def register(conn: AsyncConnection, actor: Actor, auction_id: int) -> tupl
         return existing, False
     if locked.state.status in rules.TERMINAL or locked.now >= locked.state.ends_at:
         raise rules.AuctionClosed("Registration is closed")
-    barred = [
-        r.org_id
-        for r in (
-            await conn.execute(
-                select(barred_bidders.c.org_id).where(barred_bidders.c.listing_id == locked.listing_id)
-            )
-        ).all()
-    ]
+    barred = await settlement.barred_org_ids(conn, locked.listing_id)
     rules.may_register(locked.terms, actor.org_id, barred_org_ids=barred, verified=actor.org_verified)
     row = await _insert_registration(conn, actor, locked)
-    await ledger_store.post(
-        conn,
-        key=f"hold:a{auction_id}:o{actor.org_id}",
-        scope=f"listing:{locked.listing_id}",
-        type="hold",
-        content={"auction_id": auction_id, "bidder": actor.org_id, "amount_fen": row.deposit_fen},
-        postings=[
-            Posting(
-                f"buyer:{actor.org_id}",
-                hold_account(locked.listing_id, actor.org_id),
-                row.deposit_fen,
-                f"[hold:a{auction_id}] deposit held for paddle {row.paddle_no}",
-            )
-        ]
-        if row.deposit_fen > 0
-        else [],
-    )
+    if row.deposit_fen > 0:
+        await settlement.apply(
+            conn,
+            locked.listing_id,
+            {
+                "id": f"hold:a{auction_id}:o{actor.org_id}",
+                "type": "hold",
+                "lot": settlement.lot_id(locked.listing_id),
+                "bidder": str(actor.org_id),
+                "amount_fen": row.deposit_fen,
+            },
+            settings,
+        )
     await audit.record(
         conn,
         **_who(actor),
@@ -295,40 +285,23 @@ async def _insert_registration(conn: AsyncConnection, actor: Actor, locked: stor
     raise AssertionError("could not allocate a paddle number")
 
 
-async def release_holds(
-    conn: AsyncConnection, auction_id: int, listing_id: int, *, keep_org: int | None, why: str
-) -> int:
-    """Void every held deposit of the round except the winner's (rule 15)."""
+async def settle_round(
+    conn: AsyncConnection, locked: store.Locked, event: dict[str, Any], settings: Settings
+) -> None:
+    """Tell the settlement engine how the round ended (close: losers' holds voided; fail: all voided),
+    then mirror which deposits are still held on the registrations (rule 15)."""
+    result = await settlement.apply(conn, locked.listing_id, event, settings)
+    still_held = {int(b) for b in result.state.holds}
     q = select(auction_registrations).where(
-        auction_registrations.c.auction_id == auction_id, auction_registrations.c.deposit_status == "held"
+        auction_registrations.c.auction_id == locked.id, auction_registrations.c.deposit_status == "held"
     )
-    released = 0
     for reg in (await conn.execute(q.with_for_update())).all():
-        if reg.bidder_org_id == keep_org:
-            continue
-        if reg.deposit_fen > 0:
-            await ledger_store.post(
-                conn,
-                key=f"void:a{auction_id}:o{reg.bidder_org_id}",
-                scope=f"listing:{listing_id}",
-                type="void",
-                content={"auction_id": auction_id, "bidder": reg.bidder_org_id, "why": why},
-                postings=[
-                    Posting(
-                        hold_account(listing_id, reg.bidder_org_id),
-                        f"buyer:{reg.bidder_org_id}",
-                        reg.deposit_fen,
-                        f"[void:a{auction_id}] deposit released ({why})",
-                    )
-                ],
+        if reg.bidder_org_id not in still_held:
+            await conn.execute(
+                update(auction_registrations)
+                .where(auction_registrations.c.id == reg.id)
+                .values(deposit_status="released", resolved_at=func.now())
             )
-        await conn.execute(
-            update(auction_registrations)
-            .where(auction_registrations.c.id == reg.id)
-            .values(deposit_status="released", resolved_at=func.now())
-        )
-        released += 1
-    return released
 
 
 # --------------------------------------------------------------------------- bids
@@ -401,7 +374,7 @@ class CloseResult:
     disposal_id: int | None = None
 
 
-async def close_auction(conn: AsyncConnection, auction_id: int) -> CloseResult:
+async def close_auction(conn: AsyncConnection, auction_id: int, settings: Settings) -> CloseResult:
     """Close one due auction exactly once: winner -> disposal, losers' deposits released; no bid -> 流拍."""
     locked = await store.lock(conn, auction_id)
     try:
@@ -413,12 +386,14 @@ async def close_auction(conn: AsyncConnection, auction_id: int) -> CloseResult:
     await store.append(conn, locked, new_state, events)
     outcome = events[-1]
     if isinstance(outcome, ev.Closed):
-        return await _sold(conn, locked, outcome)
-    await _failed(conn, locked, outcome)
+        return await _sold(conn, locked, outcome, settings)
+    await _failed(conn, locked, outcome, settings)
     return CloseResult(auction_id, "failed")
 
 
-async def _sold(conn: AsyncConnection, locked: store.Locked, outcome: ev.Closed) -> CloseResult:
+async def _sold(
+    conn: AsyncConnection, locked: store.Locked, outcome: ev.Closed, settings: Settings
+) -> CloseResult:
     listing = await lstore.find_listing_row(conn, locked.listing_id, lock=True)
     assert listing is not None
     await lservices.apply_transition(
@@ -433,8 +408,16 @@ async def _sold(conn: AsyncConnection, locked: store.Locked, outcome: ev.Closed)
         source="auction",
         source_ref=str(locked.id),
         price_fen=outcome.amount_fen,
+        balance_due_at=locked.now + timedelta(days=settings.balance_due_days),
     )
-    await release_holds(conn, locked.id, locked.listing_id, keep_org=outcome.bidder_id, why="lost")
+    close = {
+        "id": f"close:a{locked.id}",
+        "type": "close",
+        "lot": settlement.lot_id(locked.listing_id),
+        "winner": str(outcome.bidder_id),
+        "price_fen": outcome.amount_fen,
+    }
+    await settle_round(conn, locked, close, settings)
     await audit.record(
         conn,
         **_who(SYSTEM),
@@ -450,13 +433,14 @@ async def _sold(conn: AsyncConnection, locked: store.Locked, outcome: ev.Closed)
     return CloseResult(locked.id, "closed", disposal.id)
 
 
-async def _failed(conn: AsyncConnection, locked: store.Locked, outcome: ev.Event) -> None:
+async def _failed(conn: AsyncConnection, locked: store.Locked, outcome: ev.Event, settings: Settings) -> None:
     listing = await lstore.find_listing_row(conn, locked.listing_id, lock=True)
     assert listing is not None
     await lservices.apply_transition(
         conn, SYSTEM, listing, lmodel.ListingAction.FAIL, now=locked.now, reason=f"auction {locked.id} failed"
     )
-    await release_holds(conn, locked.id, locked.listing_id, keep_org=None, why="round failed")
+    fail = {"id": f"fail:a{locked.id}", "type": "fail", "lot": settlement.lot_id(locked.listing_id)}
+    await settle_round(conn, locked, fail, settings)
     step = rules.next_round(
         locked.terms,
         "failed",
@@ -504,7 +488,7 @@ async def due_auction_ids(conn: AsyncConnection, grace: timedelta, limit: int) -
 
 
 async def intervene(
-    conn: AsyncConnection, actor: Actor, auction_id: int, action: str, reason: str | None
+    conn: AsyncConnection, actor: Actor, auction_id: int, action: str, reason: str | None, settings: Settings
 ) -> list[dict[str, Any]]:
     """Suspend, resume or cancel (operators only), with the reason published in the feed (rule 20)."""
     require_role(actor, Role.OPERATOR)
@@ -517,7 +501,7 @@ async def intervene(
         new_state, events = rules.cancel(locked.state, reason or "", locked.now)
     feed = await store.append(conn, locked, new_state, events)
     if action == "cancel":
-        await _cancelled(conn, actor, locked)
+        await _cancelled(conn, actor, locked, settings)
     await audit.record(
         conn,
         **_who(actor),
@@ -530,8 +514,9 @@ async def intervene(
     return feed
 
 
-async def _cancelled(conn: AsyncConnection, actor: Actor, locked: store.Locked) -> None:
-    await release_holds(conn, locked.id, locked.listing_id, keep_org=None, why="auction cancelled")
+async def _cancelled(conn: AsyncConnection, actor: Actor, locked: store.Locked, settings: Settings) -> None:
+    fail = {"id": f"fail:a{locked.id}", "type": "fail", "lot": settlement.lot_id(locked.listing_id)}
+    await settle_round(conn, locked, fail, settings)
     listing = await lstore.find_listing_row(conn, locked.listing_id, lock=True)
     if listing is not None and listing.status == "in_auction":
         await lservices.apply_transition(

@@ -13,7 +13,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    Text,
     UniqueConstraint,
     func,
     text,
@@ -87,14 +86,4 @@ auction_registrations = Table(
     CheckConstraint("deposit_fen >= 0", name="deposit_non_negative"),
     UniqueConstraint("auction_id", "bidder_org_id", name="uq_auction_registrations_auction_id_bidder_org_id"),
     UniqueConstraint("auction_id", "paddle_no", name="uq_auction_registrations_auction_id_paddle_no"),
-)
-
-barred_bidders = Table(
-    "barred_bidders",
-    metadata,
-    Column("listing_id", BigInteger, ForeignKey("listings.id"), nullable=False),
-    Column("org_id", BigInteger, ForeignKey("orgs.id"), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("created_at", TS, nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("listing_id", "org_id", name="pk_barred_bidders"),
 )

@@ -6,6 +6,7 @@ replayed acceptance finds the existing disposal instead of making a second one.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -35,6 +36,7 @@ async def create(
     source: str,
     source_ref: str,
     price_fen: int,
+    balance_due_at: datetime | None = None,
 ) -> Row[Any]:
     """The disposal for this source, created now or found from an earlier call."""
     stmt = (
@@ -46,6 +48,7 @@ async def create(
             source=source,
             source_ref=source_ref,
             price_fen=price_fen,
+            balance_due_at=balance_due_at,
         )
         .on_conflict_do_nothing(constraint="uq_disposals_source_source_ref")
         .returning(disposals)

@@ -12,14 +12,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from listings import disposals, model, negotiation as neg, services, store
+from listings import disposals, model, negotiation as neg, services, settlement, store
 from listings.tables import offer_threads, offers
 from market import audit, clock
 from market.access import require_role
+from market.config import Settings, load_settings
 from market.errors import (
     BuyerNotVerified,  # shared conditions, re-exported here
     Conflict,
@@ -84,6 +85,7 @@ async def make_offer(
         raise store.ListingNotFound(f"No listing {listing_id}")
     if listing.status not in NEGOTIABLE:
         raise ListingNotNegotiable(f"The listing is {listing.status}")
+    await _expire_open_thread_of(conn, listing_id, actor.org_id)
     if await _open_thread_of(conn, listing_id, actor.org_id) is not None:
         raise NegotiationAlreadyOpen("Counter or withdraw your open offer instead")
     now = clock.now()
@@ -183,14 +185,12 @@ async def act(
     amount_fen: int | None = None,
     message: str = "",
     validity: timedelta | None = None,
+    settings: Settings | None = None,
 ) -> neg.Thread:
     """Counter, accept, reject or withdraw — by the side whose turn it is."""
     row, thread = await get_thread(conn, actor, thread_id, lock=True)
     now = clock.now()
-    lapsed = neg.expire_due(thread, now)
-    if lapsed is not thread:
-        await _save_closed(conn, None, thread_id, lapsed)
-        await _reopen_if_idle(conn, row.listing_id, now)
+    # A lapsed offer raises OfferExpired below; the sweeper (expire_due_threads) records the lapse.
     side = neg.side_of(thread, actor.org_id)
     if action == "counter":
         new = neg.counter(
@@ -205,7 +205,7 @@ async def act(
         await _audit(conn, actor, "offer.counter", thread_id, new)
         return new
     if action == "accept":
-        return await _accept(conn, actor, row, thread, side, now)
+        return await _accept(conn, actor, row, thread, side, now, settings or load_settings())
     closed = neg.reject(thread, side, now=now) if action == "reject" else neg.withdraw(thread, side, now=now)
     await _save_closed(conn, actor, thread_id, closed)
     await _reopen_if_idle(conn, row.listing_id, now)
@@ -227,7 +227,13 @@ async def _save_closed(conn: AsyncConnection, actor: Actor | None, thread_id: in
 
 
 async def _accept(
-    conn: AsyncConnection, actor: Actor, row: Row[Any], thread: neg.Thread, side: neg.Side, now: datetime
+    conn: AsyncConnection,
+    actor: Actor,
+    row: Row[Any],
+    thread: neg.Thread,
+    side: neg.Side,
+    now: datetime,
+    settings: Settings,
 ) -> neg.Thread:
     listing = await store.find_listing_row(conn, row.listing_id, lock=True)
     assert listing is not None
@@ -248,6 +254,15 @@ async def _accept(
         source_ref=str(row.id),
         price_fen=price,
     )
+    if listing.mode != "license":  # a sale with deposit 0 (SETTLEMENT §7); a licence settles by receipts
+        close = {
+            "id": f"close:n{row.id}",
+            "type": "close",
+            "lot": settlement.lot_id(listing.id),
+            "winner": str(row.buyer_org_id),
+            "price_fen": price,
+        }
+        await settlement.apply(conn, listing.id, close, settings)
     await _close_other_threads(conn, listing.id, row.id, now)
     return closed
 
@@ -292,3 +307,48 @@ async def threads_for(conn: AsyncConnection, actor: Actor, *, listing_id: int | 
     if listing_id is not None:
         q = q.where(offer_threads.c.listing_id == listing_id)
     return [r.id for r in (await conn.execute(q)).all()]
+
+
+async def _expire_open_thread_of(conn: AsyncConnection, listing_id: int, buyer_org_id: int) -> None:
+    """The buyer's previous offer lapsed: close it so a new negotiation can start."""
+    found = await _open_thread_of(conn, listing_id, buyer_org_id)
+    if found is None:
+        return
+    q = select(offer_threads).where(offer_threads.c.id == found.id).with_for_update()
+    row = (await conn.execute(q)).one()
+    lapsed = neg.expire_due(_thread(row, await _offers(conn, row.id)), clock.now())
+    if lapsed.status is neg.ThreadStatus.EXPIRED:
+        await _save_closed(conn, None, row.id, lapsed)
+
+
+async def expire_due_threads(conn: AsyncConnection, limit: int = 100) -> int:
+    """Record every lapsed open offer (skipping threads someone else is working on); returns how many.
+
+    A listing whose last open negotiation lapsed goes back on the market.
+    """
+    q = (
+        select(offers.c.thread_id)
+        .join(offer_threads, offer_threads.c.id == offers.c.thread_id)
+        .where(offer_threads.c.status == "open", offers.c.expires_at <= func.now())
+        .order_by(offers.c.thread_id)
+        .limit(limit * 4)
+    )
+    candidates = sorted({r.thread_id for r in (await conn.execute(q)).all()})
+    closed = 0
+    for thread_id in candidates[:limit]:
+        row = (
+            await conn.execute(
+                select(offer_threads)
+                .where(offer_threads.c.id == thread_id, offer_threads.c.status == "open")
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is None:
+            continue
+        now = clock.now()
+        lapsed = neg.expire_due(_thread(row, await _offers(conn, thread_id)), now)
+        if lapsed.status is neg.ThreadStatus.EXPIRED:
+            await _save_closed(conn, None, thread_id, lapsed)
+            await _reopen_if_idle(conn, row.listing_id, now)
+            closed += 1
+    return closed

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 Fen = Annotated[int, Field(strict=True, ge=0, le=9_000_000_000_000_000)]
 PositiveFen = Annotated[int, Field(strict=True, ge=1, le=9_000_000_000_000_000)]
@@ -19,7 +27,9 @@ Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 OptText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 RegNo = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 CreditCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[0-9A-Z]{18}$")
+    str,
+    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),  # before the pattern check
+    StringConstraints(pattern=r"^[0-9A-Z]{18}$"),
 ]
 Kind = Literal[
     "invention_patent",

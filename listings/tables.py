@@ -218,12 +218,60 @@ disposals = Table(
     Column("source_ref", String(64), nullable=False),
     Column("price_fen", BigInteger, nullable=False),
     Column("stage", String(24), nullable=False, server_default="awaiting_payment"),
+    Column("balance_due_at", TS),
+    Column("transfer_recorded_at", TS),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     CheckConstraint("price_fen > 0", name="price_positive"),
+    CheckConstraint(
+        "stage IN ('awaiting_payment','in_escrow','settled','defaulted','licensed')", name="stage"
+    ),
     CheckConstraint(
         "source IN ('auction','negotiation','fixed_price','entrusted_acquisition')", name="source"
     ),
     UniqueConstraint("source", "source_ref", name="uq_disposals_source_source_ref"),
     Index("ix_disposals_listing_id", "listing_id"),
+)
+
+settlement_lots = Table(
+    "settlement_lots",
+    metadata,
+    Column("listing_id", BigInteger, ForeignKey("listings.id"), primary_key=True),
+    Column("state", JSONB, nullable=False),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Column("finalized_at", TS),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+risk_pools = Table(
+    "risk_pools",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("share_bp", Integer, nullable=False),
+    Column("per_loan_cap_fen", BigInteger),
+    Column("per_enterprise_cap_fen", BigInteger),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("share_bp BETWEEN 0 AND 10000", name="share_bp"),
+    CheckConstraint("per_loan_cap_fen IS NULL OR per_loan_cap_fen >= 0", name="per_loan_cap"),
+    CheckConstraint(
+        "per_enterprise_cap_fen IS NULL OR per_enterprise_cap_fen >= 0", name="per_enterprise_cap"
+    ),
+)
+
+pledge_tasks = Table(
+    "pledge_tasks",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("bank_org_id", BigInteger, ForeignKey("orgs.id"), nullable=False),
+    Column("disposal_id", BigInteger, ForeignKey("disposals.id"), nullable=False),
+    Column("asset_id", BigInteger, ForeignKey("assets.id"), nullable=False),
+    Column("claim_id", BigInteger, ForeignKey("claims.id"), nullable=False),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("done_at", TS),
+    CheckConstraint("status IN ('open','done')", name="status"),
+    UniqueConstraint(
+        "disposal_id", "asset_id", "claim_id", name="uq_pledge_tasks_disposal_id_asset_id_claim_id"
+    ),
 )

@@ -169,6 +169,88 @@ def create_operator(
     typer.echo(f"Operator {email} created (user id {user_id}).")
 
 
+@app.command("import")
+def import_file(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or XLSX file (layout: the templates of GET /api/v1/imports).")
+    ],
+    bank: Annotated[
+        str, typer.Option("--bank", help="The bank: organisation id or 18-character credit code.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row and reference; write nothing.")
+    ] = False,
+) -> None:
+    """Import assets, claims and pledges from CSV or XLSX in one transaction (all or nothing).
+
+    Every bad row is listed with its sheet, row number, column and reason, and the command
+    exits 1 without writing anything. Rows upsert by natural key: an asset by kind and
+    registration_no, a claim by loan_no.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from listings import import_service, importer
+    from market.db import create_engine, transaction
+    from market.errors import MarketError
+
+    if not file.is_file():
+        raise _fail(f"No such file: {file}")
+    if file.stat().st_size > importer.MAX_FILE_BYTES:
+        raise _fail(f"{file} is larger than {importer.MAX_FILE_BYTES} bytes")
+    data = file.read_bytes()
+    url, _ = prepare_database(load_settings())
+    out = Console(highlight=False)
+    labels = {"read": "Reading rows", "check": "Checking", "write": "Writing"}
+    columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks = {"read": bar.add_task(labels["read"], total=None)}
+        parsed = importer.parse(data, progress=lambda n: bar.update(tasks["read"], completed=n))
+        bar.update(tasks["read"], total=parsed.rows, completed=parsed.rows)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        async def run() -> import_service.ImportReport:
+            engine = create_engine(url, pool_size=1)
+            try:
+                async with transaction(engine) as conn:
+                    bank_id = await import_service.resolve_bank(conn, bank)
+                    return await import_service.run_import(
+                        conn, bank_id, parsed, dry_run=dry_run, progress=progress
+                    )
+            finally:
+                await engine.dispose()
+
+        try:
+            report = asyncio.run(run())
+        except MarketError as exc:
+            raise _fail(f"{exc.code}: {exc.detail}") from None
+
+    if report.problems:
+        table = Table("sheet", "row", "column", "code", "reason", title="Problems")
+        for p in report.problems:
+            row = "" if p.row is None else str(p.row)
+            table.add_row(p.sheet, row, p.column or "", p.code, p.reason)
+        out.print(table)
+        bad = len(report.bad_rows())
+        out.print(f"{len(report.problems)} problems in {bad} rows of {report.rows}; nothing was imported.")
+        raise typer.Exit(1)
+    verb = (
+        ("would be created", "would be updated", "would be removed")
+        if dry_run
+        else ("created", "updated", "removed")
+    )
+    counts = Table("record", verb[0], verb[1], "unchanged", verb[2], title=f"{report.rows} rows")
+    for name, c in report.counts().items():
+        counts.add_row(name, str(c["created"]), str(c["updated"]), str(c["unchanged"]), str(c["removed"]))
+    out.print(counts)
+    out.print("Dry run: no problems; nothing was written." if dry_run else "Imported in one transaction.")
+
+
 def main() -> None:
     app(prog_name="market")
 

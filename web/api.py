@@ -263,8 +263,14 @@ def _is_list_field(model: type[BaseModel], name: str) -> bool:
 
 
 def _request_hash(call: Call, op: Operation) -> str:
+    """What makes two requests "the same": method, path, query string and body."""
     body = call.body.model_dump(mode="json") if isinstance(call.body, BaseModel) else None
-    canonical = json.dumps([op.method, call.request.url.path, body], sort_keys=True, separators=(",", ":"))
+    raw = getattr(call.request.state, "raw_body_sha256", None)
+    canonical = json.dumps(
+        [op.method, call.request.url.path, str(call.request.url.query), body, raw],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -241,7 +241,9 @@ async def auction_events(call: Call) -> FeedOut:
     status=201,
 )
 async def register(call: Call) -> tuple[int, RegistrationOut]:
-    row, created = await services.register(call.conn, call.need_actor(), int(call.params["auction_id"]))
+    row, created = await services.register(
+        call.conn, call.need_actor(), int(call.params["auction_id"]), call.settings
+    )
     out = RegistrationOut(
         auction_id=row.auction_id,
         paddle_no=row.paddle_no,
@@ -279,7 +281,7 @@ async def place_bid(call: Call) -> BidOut:
 async def _intervene(call: Call, action: str) -> FeedOut:
     reason = getattr(call.body, "reason", None) if call.body is not None else None
     feed = await services.intervene(
-        call.conn, call.need_actor(), int(call.params["auction_id"]), action, reason
+        call.conn, call.need_actor(), int(call.params["auction_id"]), action, reason, call.settings
     )
     return FeedOut(events=feed)
 

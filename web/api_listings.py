@@ -520,7 +520,7 @@ async def counter_offer(call: Call) -> s.ThreadOut:
 
 async def _simple_act(call: Call, action: str) -> s.ThreadOut:
     tid = int(call.params["offer_id"])
-    t = await offers.act(call.conn, call.need_actor(), tid, action)
+    t = await offers.act(call.conn, call.need_actor(), tid, action, settings=call.settings)
     return await thread_out(call, tid, t)
 
 

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -28,9 +27,13 @@ from market.db import create_engine
 from market.metrics import render as render_metrics
 from web import (  # the api_* modules register their operations
     api_auctions,  # noqa: F401
+    api_imports,  # noqa: F401
     api_listings,  # noqa: F401
     api_parties,  # noqa: F401
+    api_settlement,  # noqa: F401
     pages,
+    pages_import,
+    pages_listings,
     ws,
 )
 from web.api import api
@@ -90,14 +93,7 @@ def create_app(
         await hub.start()
         closer_task = None
         if settings.closer_workers > 0 and run_background:
-            closer_task = asyncio.create_task(
-                closer.run(
-                    engine,
-                    stop,
-                    grace=timedelta(milliseconds=settings.close_grace_ms),
-                    workers=settings.closer_workers,
-                )
-            )
+            closer_task = asyncio.create_task(closer.run(engine, stop, settings))
         try:
             yield
         finally:
@@ -117,6 +113,8 @@ def create_app(
         *api.routes(),
         WebSocketRoute("/ws/auctions/{auction_id}", ws.auction_socket),
         *pages.ROUTES,
+        *pages_import.ROUTES,
+        *pages_listings.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

@@ -32,8 +32,15 @@ def page_context(request: Request, **extra: Any) -> dict[str, Any]:
     def translate(message: str, **params: object) -> str:
         return i18n.gettext(locale, message, **params)
 
+    def error_text(code: str, detail: str = "") -> str:
+        """The translated message of an error code; the server's detail when none is catalogued."""
+        key = f"error.{code}"
+        text = translate(key)
+        return detail if text == key and detail else (text if text != key else translate("error.generic"))
+
     return {
         "_": translate,
+        "error_text": error_text,
         "locale": locale,
         "html_lang": i18n.HTML_LANG[locale],
         "other_locale": "en" if locale == "zh_CN" else "zh_CN",

@@ -287,7 +287,9 @@ async def _bid_once(
             raise IdempotencyKeyReused("This request_id was used for a different bid")
         response: dict[str, Any] = canonical_order(row.response)
         return response
-    ack = canonical_order((await services.place_bid(conn, actor, auction_id, amount, max_fen)).to_dict())
+    ack: dict[str, Any] = canonical_order(
+        (await services.place_bid(conn, actor, auction_id, amount, max_fen)).to_dict()
+    )
     await conn.execute(
         text(
             "UPDATE idempotency_keys SET status_code = 201, response = CAST(:r AS jsonb) "

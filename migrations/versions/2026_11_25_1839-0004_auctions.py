@@ -1,4 +1,4 @@
-"""Auctions: the auction row, its append-only event log, registrations with deposits, barred bidders.
+"""Auctions: the auction row, its append-only event log, registrations with deposits.
 
 Revision ID: 0004
 Revises: 0003
@@ -54,18 +54,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('scheduled','live')"),
     )
     op.create_index("ix_auctions_status", "auctions", ["status"], unique=False)
-    op.create_table(
-        "barred_bidders",
-        sa.Column("listing_id", sa.BigInteger(), nullable=False),
-        sa.Column("org_id", sa.BigInteger(), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["listing_id"], ["listings.id"], name=op.f("fk_barred_bidders_listing_id_listings")
-        ),
-        sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_barred_bidders_org_id_orgs")),
-        sa.PrimaryKeyConstraint("listing_id", "org_id", name="pk_barred_bidders"),
-    )
     op.create_table(
         "auction_events",
         sa.Column("auction_id", sa.BigInteger(), nullable=False),
@@ -131,7 +119,6 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER auction_events_append_only ON auction_events")
     op.drop_table("auction_registrations")
     op.drop_table("auction_events")
-    op.drop_table("barred_bidders")
     op.drop_index("ix_auctions_status", table_name="auctions")
     op.drop_index(
         "ix_auctions_due", table_name="auctions", postgresql_where=sa.text("status IN ('scheduled','live')")

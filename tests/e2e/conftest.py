@@ -34,7 +34,13 @@ def start_server(env: dict[str, str], data_dir: Path, *args: str, timeout: float
     port = free_port()
     log = data_dir / f"serve-{port}.log"
     timing = {k: str(v) for k, v in FAST_TIMING.items()}
-    full_env = {**os.environ, "MARKET_DATA_DIR": str(data_dir), "MARKET_LOG_LEVEL": "warning", **timing, **env}
+    full_env = {
+        **os.environ,
+        "MARKET_DATA_DIR": str(data_dir),
+        "MARKET_LOG_LEVEL": "warning",
+        **timing,
+        **env,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "market", "serve", "--port", str(port), *args],
         env=full_env,

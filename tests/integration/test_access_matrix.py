@@ -59,6 +59,9 @@ EXPECTED: dict[str, set[str]] = {
     "accept_offer": {BANK, BUYER},
     "reject_offer": {BANK, BUYER},
     "withdraw_offer": {BANK, BUYER},
+    "import_template_csv": {BANK},
+    "import_template_xlsx": {BANK},
+    "import_file": {BANK},
     "create_auction": {BANK},
     "list_auctions": EVERYONE,
     "get_auction": EVERYONE,
@@ -69,6 +72,16 @@ EXPECTED: dict[str, set[str]] = {
     "resume_auction": {OPERATOR},
     "cancel_auction": {OPERATOR},
     "auction_identities": {OPERATOR},
+    "get_disposal": SIGNED_IN,
+    "record_receipt": {OPERATOR},
+    "transfer_recorded": {OPERATOR},
+    "record_default": {OPERATOR},
+    "record_cost": {OPERATOR},
+    "finalize_lot": {OPERATOR},
+    "create_pool": {OPERATOR},
+    "fund_pool": {OPERATOR},
+    "list_tasks": {BANK, OPERATOR},
+    "complete_task": {BANK},
 }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auctions import closer
 from market import ledger_store
+from market.config import Settings
 from market.parties import Role
 from tests.support.auctions import DEPOSIT, INCREMENT, START, auction_with_buyers, published_listing, terms
 from tests.support.factories import make_party
@@ -17,7 +18,9 @@ from tests.support.factories import make_party
 GRACE = timedelta(milliseconds=300)
 
 
-async def wait_and_close(engine: AsyncEngine, client: httpx.AsyncClient, auction_id: int) -> list[object]:
+async def wait_and_close(
+    engine: AsyncEngine, client: httpx.AsyncClient, auction_id: int, settings: Settings | None = None
+) -> list[object]:
     """Wait for the (possibly extended) end, then run the closer until nothing is due."""
     results: list[object] = []
     for _ in range(50):
@@ -26,16 +29,21 @@ async def wait_and_close(engine: AsyncEngine, client: httpx.AsyncClient, auction
             return results
         ends = datetime.fromisoformat(state["ends_at"])
         await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.4)
-        while (r := await closer.close_one(engine, GRACE)) is not None:
+        while (r := await closer.close_one(engine, GRACE, settings or Settings())) is not None:
             results.append(r)
     raise AssertionError("auction never closed")
 
 
-async def test_terms_are_checked_against_every_money_rule(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_terms_are_checked_against_every_money_rule(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     bank = await make_party(engine, client, Role.BANK)
     listing_id = await published_listing(client, bank)
-    bad = await client.post("/api/v1/auctions", headers=bank.headers,
-                            json=terms(listing_id, start=60_000_000, deposit_fen=20_000_000))
+    bad = await client.post(
+        "/api/v1/auctions",
+        headers=bank.headers,
+        json=terms(listing_id, start=60_000_000, deposit_fen=20_000_000),
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_terms"
     codes = {p["code"] for p in bad.json()["problems"]}
     assert len(codes) >= 2, codes
@@ -46,7 +54,9 @@ async def test_terms_are_checked_against_every_money_rule(client: httpx.AsyncCli
     assert listing.json()["status"] == "in_auction"
 
 
-async def test_registration_holds_the_deposit_and_gives_a_paddle(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_registration_holds_the_deposit_and_gives_a_paddle(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     s = await auction_with_buyers(client, engine, buyers=1)
     buyer = s.buyers[0]
     again = await client.post(f"/api/v1/auctions/{s.auction_id}/registrations", headers=buyer.headers)
@@ -57,8 +67,9 @@ async def test_registration_holds_the_deposit_and_gives_a_paddle(client: httpx.A
     unverified = await make_party(engine, client, Role.BUYER, verified=False)
     r = await client.post(f"/api/v1/auctions/{s.auction_id}/registrations", headers=unverified.headers)
     assert r.status_code == 403 and r.json()["code"] == "buyer_not_verified"
-    assert (await client.post(f"/api/v1/auctions/{s.auction_id}/registrations",
-                              headers=s.bank.headers)).status_code == 403
+    assert (
+        await client.post(f"/api/v1/auctions/{s.auction_id}/registrations", headers=s.bank.headers)
+    ).status_code == 403
 
 
 async def test_bidding_rules_over_http(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
@@ -107,7 +118,9 @@ async def test_same_idempotency_key_places_one_bid(client: httpx.AsyncClient, en
     buyer = s.buyers[0]
     headers = {**buyer.headers, "Idempotency-Key": "bid-once"}
     url = f"/api/v1/auctions/{s.auction_id}/bids"
-    results = await asyncio.gather(*(client.post(url, headers=headers, json={"amount_fen": START}) for _ in range(5)))
+    results = await asyncio.gather(
+        *(client.post(url, headers=headers, json={"amount_fen": START}) for _ in range(5))
+    )
     assert {r.status_code for r in results} == {201}
     assert len({r.text for r in results}) == 1
     assert (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()["bid_count"] == 1
@@ -120,7 +133,9 @@ async def test_close_with_winner_creates_disposal_and_releases_losers(
     a, b, c = s.buyers
     url = f"/api/v1/auctions/{s.auction_id}/bids"
     assert (await client.post(url, headers=a.headers, json={"amount_fen": START})).status_code == 201
-    assert (await client.post(url, headers=b.headers, json={"amount_fen": START + INCREMENT})).status_code == 201
+    assert (
+        await client.post(url, headers=b.headers, json={"amount_fen": START + INCREMENT})
+    ).status_code == 201
     results = await wait_and_close(engine, client, s.auction_id)
     mine = [r for r in results if getattr(r, "auction_id", None) == s.auction_id]
     assert len(mine) == 1 and mine[0].outcome == "closed" and mine[0].disposal_id
@@ -136,27 +151,40 @@ async def test_close_with_winner_creates_disposal_and_releases_losers(
     assert [e["type"] for e in events].count("closed") == 1
 
 
-async def test_failed_round_rolls_into_a_legal_second_round(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_failed_round_rolls_into_a_legal_second_round(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     s = await auction_with_buyers(client, engine, buyers=1, seconds=1.5)
     results = await wait_and_close(engine, client, s.auction_id)
     assert any(getattr(r, "auction_id", None) == s.auction_id and r.outcome == "failed" for r in results)
     state = (await client.get(f"/api/v1/auctions/{s.auction_id}")).json()
     assert state["status"] == "failed"
-    assert state["next_step"]["kind"] == "auction" and state["next_step"]["start_price_floor_fen"] == START * 8 // 10
+    assert (
+        state["next_step"]["kind"] == "auction"
+        and state["next_step"]["start_price_floor_fen"] == START * 8 // 10
+    )
     async with engine.connect() as conn:
         held = await ledger_store.balances(conn, [f"hold:{s.listing_id}:{s.buyers[0].org_id}"])
     assert list(held.values()) == [0]
     assert (await client.get(f"/api/v1/listings/{s.listing_id}")).json()["status"] == "failed"
-    too_low = await client.post("/api/v1/auctions", headers=s.bank.headers,
-                                json=terms(s.listing_id, start=START * 8 // 10 - 1, deposit_fen=5_000_000))
+    too_low = await client.post(
+        "/api/v1/auctions",
+        headers=s.bank.headers,
+        json=terms(s.listing_id, start=START * 8 // 10 - 1, deposit_fen=5_000_000),
+    )
     assert too_low.status_code == 422 and too_low.json()["code"] == "invalid_terms"
-    ok = await client.post("/api/v1/auctions", headers=s.bank.headers,
-                           json=terms(s.listing_id, start=START * 8 // 10, deposit_fen=5_000_000))
+    ok = await client.post(
+        "/api/v1/auctions",
+        headers=s.bank.headers,
+        json=terms(s.listing_id, start=START * 8 // 10, deposit_fen=5_000_000),
+    )
     assert ok.status_code == 201, ok.text
     assert ok.json()["round_no"] == 2
 
 
-async def test_operator_suspends_with_reason_and_sees_identities(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_operator_suspends_with_reason_and_sees_identities(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     s = await auction_with_buyers(client, engine, buyers=1, seconds=60)
     op = await make_party(engine, client, Role.OPERATOR)
     url = f"/api/v1/auctions/{s.auction_id}"

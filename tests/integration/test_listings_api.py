@@ -417,3 +417,37 @@ async def test_amounts_must_be_integer_fen(client: httpx.AsyncClient, engine: As
     assert nan.status_code == 422
     huge = await post(client, bank, "/api/v1/claims", claim([], principal_fen=10**30))
     assert huge.status_code == 422
+
+
+async def test_lapsed_offer_is_expired_and_the_listing_reopens(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    from sqlalchemy import text
+
+    from listings import offers
+    from market.db import run_in_transaction
+
+    bank = await make_party(engine, client, Role.BANK)
+    buyer = await make_party(engine, client, Role.BUYER)
+    a = (await asset(client, bank, patent()))["id"]
+    await post(client, bank, "/api/v1/claims", claim([a]))
+    listing = (
+        await post(
+            client, bank, "/api/v1/listings", {"title": "过期报价", "mode": "transfer", "asset_ids": [a]}
+        )
+    ).json()
+    await post(client, bank, f"/api/v1/listings/{listing['id']}/publish")
+    offer = await post(client, buyer, f"/api/v1/listings/{listing['id']}/offers", {"amount_fen": 1_000_000})
+    tid = offer.json()["id"]
+    async with engine.begin() as conn:  # let the offer lapse
+        await conn.execute(
+            text("UPDATE offers SET expires_at = now() - interval '1 second' WHERE thread_id = :t"),
+            {"t": tid},
+        )
+    late = await post(client, bank, f"/api/v1/offers/{tid}/accept")
+    assert late.status_code == 409 and late.json()["code"] == "offer_expired"
+    assert await run_in_transaction(engine, offers.expire_due_threads) >= 1
+    assert (await client.get(f"/api/v1/offers/{tid}", headers=buyer.headers)).json()["status"] == "expired"
+    assert (await client.get(f"/api/v1/listings/{listing['id']}")).json()["status"] == "published"
+    again = await post(client, buyer, f"/api/v1/listings/{listing['id']}/offers", {"amount_fen": 1_200_000})
+    assert again.status_code == 201

@@ -35,12 +35,17 @@ class Setup:
 
 
 async def published_listing(client: httpx.AsyncClient, bank: Party, **asset_over: Any) -> int:
-    a = await client.post("/api/v1/assets", headers=bank.headers, json=patent(appraisal_fen=APPRAISAL, **asset_over))
+    a = await client.post(
+        "/api/v1/assets", headers=bank.headers, json=patent(appraisal_fen=APPRAISAL, **asset_over)
+    )
     assert a.status_code == 201, a.text
     c = await client.post("/api/v1/claims", headers=bank.headers, json=claim([a.json()["id"]]))
     assert c.status_code == 201, c.text
-    listing = await client.post("/api/v1/listings", headers=bank.headers,
-                                json={"title": "锂电池专利拍卖", "mode": "transfer", "asset_ids": [a.json()["id"]]})
+    listing = await client.post(
+        "/api/v1/listings",
+        headers=bank.headers,
+        json={"title": "锂电池专利拍卖", "mode": "transfer", "asset_ids": [a.json()["id"]]},
+    )
     assert listing.status_code == 201, listing.text
     pub = await client.post(f"/api/v1/listings/{listing.json()['id']}/publish", headers=bank.headers)
     assert pub.status_code == 200, pub.text
@@ -50,19 +55,26 @@ async def published_listing(client: httpx.AsyncClient, bank: Party, **asset_over
 def terms(listing_id: int, *, seconds: float = 3.0, start: int = START, **over: Any) -> dict[str, Any]:
     now = datetime.now(UTC) + timedelta(seconds=OPENS_IN)
     body: dict[str, Any] = {
-        "listing_id": listing_id, "start_price_fen": start, "increment_fen": INCREMENT, "deposit_fen": DEPOSIT,
-        "starts_at": now.isoformat(), "ends_at": (now + timedelta(seconds=seconds)).isoformat(),
+        "listing_id": listing_id,
+        "start_price_fen": start,
+        "increment_fen": INCREMENT,
+        "deposit_fen": DEPOSIT,
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(seconds=seconds)).isoformat(),
         "extension_seconds": 2,
     }
     body.update(over)
     return body
 
 
-async def auction_with_buyers(client: httpx.AsyncClient, engine: AsyncEngine, buyers: int = 2, *,
-                              seconds: float = 3.0, **over: Any) -> Setup:
+async def auction_with_buyers(
+    client: httpx.AsyncClient, engine: AsyncEngine, buyers: int = 2, *, seconds: float = 3.0, **over: Any
+) -> Setup:
     bank = await make_party(engine, client, Role.BANK)
     listing_id = await published_listing(client, bank)
-    r = await client.post("/api/v1/auctions", headers=bank.headers, json=terms(listing_id, seconds=seconds, **over))
+    r = await client.post(
+        "/api/v1/auctions", headers=bank.headers, json=terms(listing_id, seconds=seconds, **over)
+    )
     assert r.status_code == 201, r.text
     setup = Setup(bank, listing_id, r.json())
     for _ in range(buyers):
