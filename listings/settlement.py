@@ -219,6 +219,7 @@ def _accounts(sc: Scope) -> list[str]:
     lot = sc.lot.id
     names += [engine.escrow_account(lot), engine.forfeit_account(lot), engine.costs_account(lot)]
     names += [f"pool:{p}" for p in sc.disposal.pools]
+    names += [f"poolcomp:{c}" for c, claim in sc.disposal.claims.items() if claim.pool]
     return names
 
 

@@ -973,8 +973,9 @@ def _compensate(ctx: _Ctx) -> None:
 
 def _compensate_claim(ctx: _Ctx, claim: Claim, pool: Pool, used: dict[tuple[str, str], int]) -> None:
     loss = claim.opening["principal"] - ctx.balance(claim_account(claim.id, "principal"))
-    terms = [basis_points_fen(loss, pool.share_bp), ctx.balance(f"pool:{pool.id}")]
-    terms += [pool.per_loan_cap_fen] if pool.per_loan_cap_fen is not None else []
+    paid = ctx.balance(f"poolcomp:{claim.id}")  # a claim finalized in an earlier lot is not paid twice
+    terms = [basis_points_fen(loss, pool.share_bp) - paid, ctx.balance(f"pool:{pool.id}")]
+    terms += [pool.per_loan_cap_fen - paid] if pool.per_loan_cap_fen is not None else []
     enterprise = (pool.id, claim.debtor or claim.id)
     if pool.per_enterprise_cap_fen is not None:
         terms.append(pool.per_enterprise_cap_fen - used.get(enterprise, 0))
