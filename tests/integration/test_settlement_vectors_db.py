@@ -301,7 +301,7 @@ async def test_vector_through_the_database(
     want = [(p["debit"], p["credit"], p["amount_fen"]) for p in expected["postings"]]
     assert got == want
     async with engine.connect() as conn:
-        accounts = [a for a in world.names] + list(GLOBAL)
+        accounts = list(world.names) + list(GLOBAL)
         now = await ledger_store.balances(conn, accounts)
         for acct, value in now.items():
             name = world.vector_name(acct)
