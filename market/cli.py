@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -249,6 +249,30 @@ def import_file(
         counts.add_row(name, str(c["created"]), str(c["updated"]), str(c["unchanged"]), str(c["removed"]))
     out.print(counts)
     out.print("Dry run: no problems; nothing was written." if dry_run else "Imported in one transaction.")
+
+
+@app.command()
+def reconcile() -> None:
+    """Check every ledger invariant over the whole database; list every problem; exit 1 if any."""
+    from market import ledger_store
+    from market.db import create_engine
+
+    url, _ = prepare_database(load_settings())
+
+    async def run() -> list[Any]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return await ledger_store.reconcile(conn)
+        finally:
+            await engine.dispose()
+
+    problems = asyncio.run(run())
+    for problem in problems:
+        typer.echo(f"{problem.code}: {problem.detail}")
+    if problems:
+        raise _fail(f"{len(problems)} ledger problem(s) found", code=1)
+    typer.echo("Ledger reconciled: every entry balances, no account is out of bounds, no drift.")
 
 
 def main() -> None:

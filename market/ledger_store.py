@@ -266,4 +266,51 @@ async def reconcile(conn: AsyncConnection) -> list[LedgerProblem]:
         )
     )
     problems += [LedgerProblem("over_limit", f"{r.name}: {r.balance} > {r.ceiling}") for r in over.all()]
+    problems += await _settlement_problems(conn)
+    return problems
+
+
+# Checks against the settlement registers (tables of the listings package, read by name so the
+# kernel does not import it). Each returns every offending account, not just the first.
+_HOLD = "coalesce((s.state->'holds'->>split_part(a.name, ':', 3))::bigint, 0)"
+_FORFEIT = (
+    "coalesce((SELECT sum((f->>'reserve_fen')::bigint) FROM jsonb_array_elements(s.state->'forfeits') f), 0)"
+)
+_OWED = (
+    "CASE split_part(a.name, ':', 3) WHEN 'costs' THEN c.costs_fen "
+    "WHEN 'interest' THEN c.interest_fen + c.default_interest_fen ELSE c.principal_fen END"
+)
+_LOT = "LEFT JOIN settlement_lots s ON s.listing_id::text = split_part(a.name, ':', 2)"
+_SETTLEMENT_CHECKS = {
+    "escrow_not_zero": (
+        "SELECT name, balance FROM ledger_accounts WHERE name LIKE 'escrow:%' AND balance <> 0",
+        "{name}: {balance} fen left in escrow after an operation",
+    ),
+    "hold_mismatch": (
+        f"SELECT a.name, a.balance, {_HOLD} AS expected FROM ledger_accounts a {_LOT} "
+        f"WHERE a.name LIKE 'hold:%' AND a.balance <> {_HOLD}",
+        "{name}: balance {balance}, unresolved hold {expected}",
+    ),
+    "forfeit_mismatch": (
+        f"SELECT a.name, a.balance, {_FORFEIT} AS expected FROM ledger_accounts a {_LOT} "
+        f"WHERE a.name LIKE 'forfeit:%' AND a.balance <> {_FORFEIT}",
+        "{name}: balance {balance}, forfeit reserve {expected}",
+    ),
+    "claim_overpaid": (
+        f"SELECT a.name, a.balance, {_OWED} AS expected FROM ledger_accounts a "
+        "JOIN claims c ON c.id::text = split_part(a.name, ':', 2) "
+        f"WHERE a.name LIKE 'claim:%' AND a.balance > {_OWED}",
+        "{name}: recovered {balance} exceeds the {expected} owed",
+    ),
+}
+
+
+async def _settlement_problems(conn: AsyncConnection) -> list[LedgerProblem]:
+    exists = (await conn.execute(text("SELECT to_regclass('public.settlement_lots')"))).scalar()
+    if exists is None:
+        return []
+    problems: list[LedgerProblem] = []
+    for code, (sql, message) in _SETTLEMENT_CHECKS.items():
+        for row in (await conn.execute(text(sql))).all():
+            problems.append(LedgerProblem(code, message.format(**row._mapping)))
     return problems

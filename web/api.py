@@ -108,7 +108,7 @@ class Api:
         extra_responses: dict[int, str] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            params = tuple(p.strip("{}") for p in path.split("/") if p.startswith("{"))
+            params = tuple(p.strip("{}") for p in path.split("/") if p.startswith("{") and p.endswith("_id}"))
             self.operations.append(
                 Operation(
                     method,
@@ -191,9 +191,15 @@ def _dump(result: Any) -> Any:
 
 
 def _path_params(request: Request, op: Operation) -> dict[str, int | str]:
+    """Ids (``*_id``) are positive integers; anything malformed is simply not found."""
     out: dict[str, int | str] = {}
     for name, raw in request.path_params.items():
         value = str(raw)
+        if not name.endswith("_id"):
+            if not 0 < len(value) <= 64 or ":" in value:
+                raise NotFound(f"No such {name.removesuffix('_code')}")
+            out[name] = value
+            continue
         if not value.isdigit() or len(value) > 18 or int(value) < 1:
             raise NotFound(f"No such {name.removesuffix('_id')}")
         out[name] = int(value)

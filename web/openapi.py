@@ -93,10 +93,14 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
-    params: list[dict[str, Any]] = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-        for p in op.int_params
-    ]
+    params: list[dict[str, Any]] = []
+    for part in op.path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            kind: dict[str, Any] = {"type": "integer", "minimum": 1}
+            if name not in op.int_params:
+                kind = {"type": "string", "maxLength": 64}
+            params.append({"name": name, "in": "path", "required": True, "schema": kind})
     if op.query is not None:
         schema = op.query.model_json_schema()
         for name, prop in schema.get("properties", {}).items():
