@@ -567,3 +567,88 @@ async def registrations(conn: AsyncConnection, actor: Actor, auction_id: int) ->
         .order_by(auction_registrations.c.id)
     )
     return list((await conn.execute(q)).all())
+
+
+# --------------------------------------------------------------------------- after failed rounds
+
+
+class NoTakeOver(Conflict):
+    code = "take_over_not_available"
+    title = "Nobody can take the asset over at this point"
+
+
+async def take_over(
+    conn: AsyncConnection, actor: Actor, listing_id: int, by: str, settings: Settings
+) -> Row[Any]:
+    """After a failed round (rule 19): the backstop acquirer (after a failed 变卖) or the bank itself
+    takes the asset at that round's reserve; the sale enters settlement like any other."""
+    require_role(actor, Role.BANK)
+    listing = await lservices._lock_own_listing(conn, actor, listing_id)
+    last = await _previous_round(conn, listing_id)
+    if listing.status != "failed" or last is None or last.status != "failed":
+        raise NoTakeOver("Only after a failed round")
+    terms = store.terms_from_dict(last.terms)
+    buyer, price = _taker(listing, last, terms, actor, by)
+    now = await _db_now(conn)
+    await lservices.apply_transition(
+        conn,
+        actor,
+        listing,
+        lmodel.ListingAction.SELL,
+        now=now,
+        reason=f"{by} takes over after round {last.round_no}",
+    )
+    disposal = await disposals.create(
+        conn,
+        actor,
+        listing_id=listing_id,
+        bank_org_id=listing.bank_org_id,
+        buyer_org_id=buyer,
+        source="entrusted_acquisition",
+        source_ref=f"{listing_id}:{last.round_no}",
+        price_fen=price,
+        balance_due_at=now + timedelta(days=settings.balance_due_days),
+    )
+    close = {
+        "id": f"close:t{listing_id}:{last.round_no}",
+        "type": "close",
+        "lot": settlement.lot_id(listing_id),
+        "winner": str(buyer),
+        "price_fen": price,
+    }
+    await settlement.apply(conn, listing_id, close, settings)
+    return disposal
+
+
+def _taker(
+    listing: Row[Any], last: Row[Any], terms: rules.AuctionTerms, actor: Actor, by: str
+) -> tuple[int, int]:
+    if by == "bank":
+        return actor.org_id, terms.reserve
+    step = last.next_step or {}
+    if not listing.backstop or step.get("kind") != "entrusted_acquisition":
+        raise NoTakeOver("The backstop acquirer takes over only after a failed fixed-price sale")
+    return int(listing.backstop["acquirer_org_id"]), int(listing.backstop["price_fen"])
+
+
+async def purchase(conn: AsyncConnection, actor: Actor, listing_id: int, settings: Settings) -> BidAck:
+    """Fixed-price sale (变卖, rule 18): register (deposit held) and bid the fixed price; the first
+    such bid opens the 24 h window in which others may still bid up."""
+    q = (
+        select(auctions.c.id)
+        .where(
+            auctions.c.listing_id == listing_id,
+            auctions.c.kind == "fixed_price_sale",
+            auctions.c.status.in_(("scheduled", "live")),
+        )
+        .order_by(auctions.c.id.desc())
+    )
+    found = (await conn.execute(q)).first()
+    if found is None:
+        raise ListingNotAuctionable("This listing has no fixed-price sale running")
+    await register(conn, actor, found.id, settings)
+    locked = await store.find(conn, found.id)
+    assert locked is not None
+    terms = store.terms_from_dict(locked.terms)
+    state = rules.state_from_dict(locked.state)
+    return await place_bid(conn, actor, found.id, rules.minimum_next_bid(terms, state))

@@ -978,6 +978,7 @@ EDGES: Mapping[tuple[ListingStatus, ListingAction], ListingStatus] = {
     (_S.IN_NEGOTIATION, _A.REOPEN): _S.PUBLISHED,
     (_S.FAILED, _A.PUBLISH): _S.PUBLISHED,
     (_S.FAILED, _A.WITHDRAW): _S.WITHDRAWN,
+    (_S.FAILED, _A.SELL): _S.SOLD,  # rule 19: the backstop acquirer or the bank takes it at the reserve
     (_S.SOLD, _A.BUYER_DEFAULT): _S.PUBLISHED,
 }
 del _S, _A

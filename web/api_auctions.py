@@ -349,3 +349,53 @@ async def auction_identities(call: Call) -> IdentityList:
             for r in rows
         ]
     )
+
+
+class TakeOverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    by: Literal["backstop", "bank"]
+
+
+class TakeOverOut(BaseModel):
+    disposal_id: int
+    buyer_org_id: int | None
+    price_fen: int
+
+
+@api.operation(
+    "POST",
+    "/api/v1/listings/{listing_id}/take-over",
+    summary="After a failed round: the backstop "
+    "acquirer or the bank takes the asset at the reserve (rule 19)",
+    tag="auctions",
+    roles=BANK,
+    body=TakeOverIn,
+    response=TakeOverOut,
+    status=201,
+)
+async def take_over(call: Call) -> TakeOverOut:
+    b: TakeOverIn = call.body
+    row = await services.take_over(
+        call.conn, call.need_actor(), int(call.params["listing_id"]), b.by, call.settings
+    )
+    return TakeOverOut(disposal_id=row.id, buyer_org_id=row.buyer_org_id, price_fen=row.price_fen)
+
+
+@api.operation(
+    "POST",
+    "/api/v1/listings/{listing_id}/purchase",
+    summary="Fixed-price sale: register and bid the fixed price (rule 18)",
+    tag="auctions",
+    roles=BUYER,
+    response=BidOut,
+    status=201,
+)
+async def purchase(call: Call) -> BidOut:
+    ack = await services.purchase(call.conn, call.need_actor(), int(call.params["listing_id"]), call.settings)
+    return BidOut(
+        seq=ack.seq,
+        amount_fen=ack.amount_fen,
+        price_fen=ack.price_fen,
+        leading=ack.leading,
+        ends_at=ack.ends_at,
+    )

@@ -72,6 +72,8 @@ EXPECTED: dict[str, set[str]] = {
     "resume_auction": {OPERATOR},
     "cancel_auction": {OPERATOR},
     "auction_identities": {OPERATOR},
+    "take_over": {BANK},
+    "purchase": {BUYER},
     "get_disposal": SIGNED_IN,
     "record_receipt": {OPERATOR},
     "transfer_recorded": {OPERATOR},

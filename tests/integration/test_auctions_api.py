@@ -215,3 +215,52 @@ async def test_operator_suspends_with_reason_and_sees_identities(
     assert cancel.status_code == 200
     assert (await client.get(url)).json()["status"] == "cancelled"
     assert (await client.get(f"/api/v1/listings/{s.listing_id}")).json()["status"] == "published"
+
+
+async def test_bank_takes_over_after_a_failed_round(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    s = await auction_with_buyers(client, engine, buyers=0, seconds=1.5)
+    too_early = await client.post(
+        f"/api/v1/listings/{s.listing_id}/take-over", headers=s.bank.headers, json={"by": "bank"}
+    )
+    assert too_early.status_code == 409
+    await wait_and_close(engine, client, s.auction_id)
+    r = await client.post(
+        f"/api/v1/listings/{s.listing_id}/take-over", headers=s.bank.headers, json={"by": "bank"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["price_fen"] == START and r.json()["buyer_org_id"] == s.bank.org_id
+    assert (await client.get(f"/api/v1/listings/{s.listing_id}")).json()["status"] == "sold"
+    backstop = await client.post(
+        f"/api/v1/listings/{s.listing_id}/take-over", headers=s.bank.headers, json={"by": "backstop"}
+    )
+    assert backstop.status_code == 409
+
+
+async def test_ladder_round_two_then_fixed_price_sale_with_purchase(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    s = await auction_with_buyers(client, engine, buyers=0, seconds=1.5)
+    await wait_and_close(engine, client, s.auction_id)
+    second_start = START * 8 // 10
+    r2 = await client.post(
+        "/api/v1/auctions",
+        headers=s.bank.headers,
+        json=terms(s.listing_id, seconds=1.5, start=second_start, deposit_fen=5_000_000),
+    )
+    assert r2.status_code == 201, r2.text
+    await wait_and_close(engine, client, r2.json()["id"])
+    step = (await client.get(f"/api/v1/auctions/{r2.json()['id']}")).json()["next_step"]
+    assert step["kind"] == "fixed_price_sale" and step["price_fen"] == second_start
+    sale = await client.post(
+        "/api/v1/auctions",
+        headers=s.bank.headers,
+        json=terms(
+            s.listing_id, seconds=30, start=second_start, deposit_fen=5_000_000, kind="fixed_price_sale"
+        ),
+    )
+    assert sale.status_code == 201, sale.text
+    buyer = await make_party(engine, client, Role.BUYER)
+    await asyncio.sleep(0.6)
+    bought = await client.post(f"/api/v1/listings/{s.listing_id}/purchase", headers=buyer.headers)
+    assert bought.status_code == 201, bought.text
+    assert bought.json()["amount_fen"] == second_start and bought.json()["leading"] is True
