@@ -327,38 +327,59 @@ class BidAck:
 
 
 async def place_bid(
-    conn: AsyncConnection, actor: Actor, auction_id: int, amount_fen: int, max_fen: int | None = None
+    conn: AsyncConnection,
+    actor: Actor,
+    auction_id: int,
+    amount_fen: int,
+    max_fen: int | None = None,
+    *,
+    idempotency: tuple[str, str] | None = None,
 ) -> BidAck:
-    """The bid transaction: lock, validate with the receipt time, append, NOTIFY.
+    """The bid transaction: lock (with the bidder's registration), validate with the receipt time,
+    append the events, update the auction and NOTIFY — two statements under the row lock.
+
+    ``idempotency`` (scope, key) stores the ack in the same statement (websocket request ids).
 
     Raises:
         DepositRequired: the caller has no registration with a held deposit.
         rules errors: every refusal of the auction rules (bid_too_low, auction_closed, …).
     """
     require_role(actor, Role.BUYER)
-    locked = await store.lock(conn, auction_id)
+    locked, reg = await store.lock_for_bidder(conn, auction_id, actor.org_id)
     if locked.state.status in rules.TERMINAL:
         raise rules.AuctionClosed(f"The auction is {locked.state.status}")
-    reg = await store.registration(conn, auction_id, actor.org_id)
-    if reg is None or reg.deposit_status != "held":
+    if reg.r_paddle_no is None or reg.r_deposit_status != "held":
         raise rules.DepositRequired("Register and hold the deposit before bidding")
     bid = rules.Bid(
         bidder_id=actor.org_id,
-        paddle_no=reg.paddle_no,
+        paddle_no=reg.r_paddle_no,
         amount_fen=amount_fen,
         deposit_held=True,
         max_fen=max_fen,
-        priority_rank=reg.priority_rank,
+        priority_rank=reg.r_priority_rank,
     )
     new_state, events = rules.place_bid(locked.terms, locked.state, bid, locked.now)
-    feed = await store.append(conn, locked, new_state, events)
-    own = next((e for e in feed if e.get("paddle_no") == reg.paddle_no and e["type"] == "bid"), feed[0])
+    feed = store.feed_of(locked, events)
+    ack = _ack(feed, reg.r_paddle_no, amount_fen, new_state, actor.org_id)
+    stored = (idempotency[0], idempotency[1], _canonical(ack.to_dict())) if idempotency else None
+    await store.append(conn, locked, new_state, events, idempotency=stored)
+    return ack
+
+
+def _canonical(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: value[k] for k in sorted(value)}
+
+
+def _ack(
+    feed: list[dict[str, Any]], paddle: str, amount_fen: int, new_state: rules.AuctionState, org_id: int
+) -> BidAck:
+    own = next((e for e in feed if e.get("paddle_no") == paddle and e["type"] == "bid"), feed[0])
     leader = new_state.leader
     return BidAck(
         seq=own["seq"],
         amount_fen=own.get("amount_fen", amount_fen),
         price_fen=new_state.current_price_fen,
-        leading=leader is not None and leader.bidder_id == actor.org_id,
+        leading=leader is not None and leader.bidder_id == org_id,
         ends_at=new_state.ends_at,
         events=feed,
     )

@@ -80,6 +80,30 @@ class Locked:
     row: Row[Any]
 
 
+_LOCK_FOR_BIDDER = text(
+    """
+    SELECT a.*, now() AS db_now, r.paddle_no AS r_paddle_no, r.deposit_status AS r_deposit_status,
+           r.priority_rank AS r_priority_rank
+    FROM auctions a
+    LEFT JOIN auction_registrations r ON r.auction_id = a.id AND r.bidder_org_id = :org
+    WHERE a.id = :aid
+    FOR UPDATE OF a
+    """
+)
+
+
+async def lock_for_bidder(conn: AsyncConnection, auction_id: int, org_id: int) -> tuple[Locked, Row[Any]]:
+    """Lock the auction and read the bidder's registration in the same round trip.
+
+    Raises:
+        AuctionNotFound: no such auction.
+    """
+    row = (await conn.execute(_LOCK_FOR_BIDDER, {"aid": auction_id, "org": org_id})).first()
+    if row is None:
+        raise AuctionNotFound(f"No auction {auction_id}")
+    return decode(row, row.db_now), row
+
+
 async def lock(conn: AsyncConnection, auction_id: int) -> Locked:
     """``SELECT … FOR UPDATE`` the auction; ``now`` is the transaction's start (the receipt time).
 
@@ -121,52 +145,101 @@ def public_event(event: ev.Event, seq: int) -> dict[str, Any]:
     return {**body, "seq": seq}
 
 
+_APPEND = text(
+    """
+    WITH ev AS (
+        INSERT INTO auction_events (auction_id, seq, type, at, record, public, bidder_org_id, amount_fen)
+        SELECT :aid, x.seq, x.type, x.at, x.record, x.public, x.bidder_org_id, x.amount_fen
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+            seq bigint, type text, at timestamptz, record jsonb, public jsonb, bidder_org_id bigint,
+            amount_fen bigint)
+        RETURNING 1
+    ), up AS (
+        UPDATE auctions SET state = CAST(:state AS jsonb), status = :status, ends_at = :ends_at, seq = :seq,
+            closed_at = :closed_at
+        WHERE id = :aid RETURNING 1
+    ), idem AS (
+        UPDATE idempotency_keys SET status_code = 201, response = CAST(:response AS jsonb)
+        WHERE scope = :iscope AND key = :ikey RETURNING 1
+    )
+    SELECT pg_notify(:channel, :payload), (SELECT count(*) FROM ev) AS n_events,
+           (SELECT count(*) FROM up) AS n_rows
+    """
+)
+
+
+def feed_of(locked: Locked, events: Sequence[ev.Event]) -> list[dict[str, Any]]:
+    """The feed shapes of ``events``, numbered after the locked state's ``seq``."""
+    return [public_event(event, locked.state.seq + 1 + i) for i, event in enumerate(events)]
+
+
 async def append(
-    conn: AsyncConnection, locked: Locked, new_state: rules.AuctionState, events: Sequence[ev.Event]
+    conn: AsyncConnection,
+    locked: Locked,
+    new_state: rules.AuctionState,
+    events: Sequence[ev.Event],
+    *,
+    idempotency: tuple[str, str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Store the events and the new state, then NOTIFY (delivered at COMMIT). Returns the feed shapes."""
+    """Store the events and the new state and NOTIFY (delivered at COMMIT) in ONE round trip.
+
+    ``idempotency`` (scope, key, response) records the answer of a websocket request in the same
+    statement. Returns the feed shapes.
+    """
     if not events:
         return []
-    first = locked.state.seq + 1
-    rows, feed = [], []
-    for i, event in enumerate(events):
-        seq = first + i
+    feed = feed_of(locked, events)
+    rows = []
+    for event, public in zip(events, feed, strict=True):
         record = event.to_record()
-        public = public_event(event, seq)
-        feed.append(public)
         rows.append(
             {
-                "auction_id": locked.id,
-                "seq": seq,
+                "seq": public["seq"],
                 "type": event.type,
-                "at": event.at,
+                "at": record["at"],
                 "record": record,
                 "public": public,
                 "bidder_org_id": record.get("bidder_id"),
                 "amount_fen": record.get("amount_fen"),
             }
         )
-    await conn.execute(auction_events.insert(), rows)
-    await conn.execute(
-        auctions.update()
-        .where(auctions.c.id == locked.id)
-        .values(
-            state=rules.state_to_dict(new_state),
-            status=new_state.status,
-            ends_at=new_state.ends_at,
-            seq=new_state.seq,
-            closed_at=new_state.closed_at,
+    scope, key, response = idempotency or ("", "", None)
+    result = (
+        await conn.execute(
+            _APPEND,
+            {
+                "aid": locked.id,
+                "rows": _json(rows),
+                "state": _json(rules.state_to_dict(new_state)),
+                "status": new_state.status,
+                "ends_at": new_state.ends_at,
+                "seq": new_state.seq,
+                "closed_at": new_state.closed_at,
+                "response": _json(response),
+                "iscope": scope,
+                "ikey": key,
+                "channel": CHANNEL,
+                "payload": _payload(locked.id, feed),
+            },
         )
-    )
-    await notify(conn, locked.id, feed)
+    ).one()
+    assert result.n_events == len(rows) and result.n_rows == 1, "auction append did not apply"
     return feed
 
 
-async def notify(conn: AsyncConnection, auction_id: int, feed: list[dict[str, Any]]) -> None:
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _payload(auction_id: int, feed: list[dict[str, Any]]) -> str:
     payload = json.dumps({"a": auction_id, "e": feed}, separators=(",", ":"), ensure_ascii=False)
     if len(payload.encode()) > NOTIFY_LIMIT:  # too big to carry: listeners read the events from the table
         payload = json.dumps({"a": auction_id, "from": feed[0]["seq"], "to": feed[-1]["seq"]})
-    await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+    return payload
+
+
+async def notify(conn: AsyncConnection, auction_id: int, feed: list[dict[str, Any]]) -> None:
+    await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": _payload(auction_id, feed)})
 
 
 async def events_after(

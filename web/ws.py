@@ -287,16 +287,8 @@ async def _bid_once(
             raise IdempotencyKeyReused("This request_id was used for a different bid")
         response: dict[str, Any] = canonical_order(row.response)
         return response
-    ack: dict[str, Any] = canonical_order(
-        (await services.place_bid(conn, actor, auction_id, amount, max_fen)).to_dict()
-    )
-    await conn.execute(
-        text(
-            "UPDATE idempotency_keys SET status_code = 201, response = CAST(:r AS jsonb) "
-            "WHERE scope = :s AND key = :k"
-        ),
-        {"r": json.dumps(ack), "s": scope, "k": key},
-    )
+    result = await services.place_bid(conn, actor, auction_id, amount, max_fen, idempotency=(scope, key))
+    ack: dict[str, Any] = canonical_order(result.to_dict())
     return ack
 
 
