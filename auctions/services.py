@@ -103,7 +103,7 @@ async def create_auction(
 ) -> Row[Any]:
     """Schedule the next round of a published listing, validated against every price and timing rule."""
     require_role(actor, Role.BANK)
-    listing = await lservices._lock_own_listing(conn, actor, spec.listing_id)
+    listing = await lservices.lock_own_listing(conn, actor, spec.listing_id)
     if listing.status not in ("published", "failed"):
         raise ListingNotAuctionable(f"The listing is {listing.status}; publish it first")
     if listing.appraisal_fen is None:
@@ -468,7 +468,7 @@ async def _failed(conn: AsyncConnection, locked: store.Locked, outcome: ev.Event
         listing.appraisal_fen or 0,
         rules.Policy(),
         locked.now,
-        backstop=lservices._backstop_from_json(listing.backstop),
+        backstop=lservices.backstop_from_json(listing.backstop),
     )
     await conn.execute(update(auctions).where(auctions.c.id == locked.id).values(next_step=_step_dict(step)))
     await audit.record(
@@ -604,7 +604,7 @@ async def take_over(
     """After a failed round (rule 19): the backstop acquirer (after a failed 变卖) or the bank itself
     takes the asset at that round's reserve; the sale enters settlement like any other."""
     require_role(actor, Role.BANK)
-    listing = await lservices._lock_own_listing(conn, actor, listing_id)
+    listing = await lservices.lock_own_listing(conn, actor, listing_id)
     last = await _previous_round(conn, listing_id)
     if listing.status != "failed" or last is None or last.status != "failed":
         raise NoTakeOver("Only after a failed round")

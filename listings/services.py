@@ -341,7 +341,7 @@ async def _listing_problems(
 ) -> list[model.Problem]:
     listed = [store.row_to_asset(r) for r in asset_rows]
     terms = _terms_from_json(row.license_terms)
-    stop = _backstop_from_json(row.backstop)
+    stop = backstop_from_json(row.backstop)
     return model.listing_problems(
         model.DisposalMode(row.mode),
         listed,
@@ -369,7 +369,7 @@ def _terms_from_json(data: dict[str, Any] | None) -> model.LicenseTerms | None:
     )
 
 
-def _backstop_from_json(data: dict[str, Any] | None) -> model.Backstop | None:
+def backstop_from_json(data: dict[str, Any] | None) -> model.Backstop | None:
     if not data:
         return None
     return model.Backstop(
@@ -477,7 +477,7 @@ def _visible(actor: Actor | None, row: Row[Any]) -> bool:
     return actor is not None and (actor.is_operator or actor.org_id == row.bank_org_id)
 
 
-async def _lock_own_listing(conn: AsyncConnection, actor: Actor, listing_id: int) -> Row[Any]:
+async def lock_own_listing(conn: AsyncConnection, actor: Actor, listing_id: int) -> Row[Any]:
     row = await store.find_listing_row(conn, listing_id, lock=True)
     if row is None or not (actor.is_operator or row.bank_org_id == actor.org_id):
         raise store.ListingNotFound(f"No listing {listing_id}")
@@ -527,7 +527,7 @@ async def apply_transition(
 async def publish_listing(conn: AsyncConnection, actor: Actor, listing_id: int) -> ListingView:
     """Publish a draft: every problem of the listing and its assets refuses it; time-barred claims too."""
     require_role(actor, Role.BANK)
-    row = await _lock_own_listing(conn, actor, listing_id)
+    row = await lock_own_listing(conn, actor, listing_id)
     asset_rows = await store.listing_asset_rows(conn, listing_id)
     today = clock.today_cst()
     model.raise_for_problems(await _listing_problems(conn, row, asset_rows, today))
@@ -561,7 +561,7 @@ async def withdraw_listing(
     conn: AsyncConnection, actor: Actor, listing_id: int, reason: str, note: str | None
 ) -> ListingView:
     require_role(actor, Role.BANK, Role.OPERATOR)
-    row = await _lock_own_listing(conn, actor, listing_id)
+    row = await lock_own_listing(conn, actor, listing_id)
     row = await apply_transition(conn, actor, row, model.ListingAction.WITHDRAW, reason=reason, note=note)
     return ListingView(row, await store.listing_asset_rows(conn, listing_id), [])
 

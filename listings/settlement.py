@@ -254,7 +254,7 @@ async def apply(conn: AsyncConnection, listing_id: int, event: dict[str, Any], s
     if existing is not None:
         return _replay(existing, event, lot_row)
     sc = await scope(conn, listing_id, settings)
-    state = engine._State(
+    state = engine.make_state(
         await _balances(conn, sc), {sc.lot.id: state_from_json(lot_row.state)}, lot_row.state.get("shortfall")
     )
     new_state, postings = engine.advance(sc.disposal, state, engine.parse_event(event))

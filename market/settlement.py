@@ -718,6 +718,13 @@ class _State:
         return _State(dict(self.balances), lots, shortfall)
 
 
+def make_state(
+    balances: Mapping[str, int], lots: Mapping[str, LotState], shortfall: dict[str, dict[str, int]] | None = None
+) -> _State:
+    """A state to ``advance`` from: current balances of the accounts the disposal touches, its lots."""
+    return _State(dict(balances), dict(lots), shortfall)
+
+
 def opening_postings(disposal: Disposal) -> list[Posting]:
     """Return the postings that fund each pool from ``poolfund:{pool}`` (no event id)."""
     return [
