@@ -32,6 +32,7 @@ from web import (  # the api_* modules register their operations
     api_parties,  # noqa: F401
     api_settlement,  # noqa: F401
     pages,
+    pages_auctions,
     pages_import,
     pages_listings,
     ws,
@@ -113,6 +114,7 @@ def create_app(
         *api.routes(),
         WebSocketRoute("/ws/auctions/{auction_id}", ws.auction_socket),
         *pages.ROUTES,
+        *pages_auctions.ROUTES,
         *pages_import.ROUTES,
         *pages_listings.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
