@@ -27,6 +27,8 @@ ZH: dict[str, str] = {
     "Yes": "已认证",
     "Pending verification": "待审核",
     "Back to the home page": "返回首页",
+    "Live auctions": "正在拍卖",
+    "Set up an auction round": "设置拍卖轮次",
     "role.bank": "银行",
     "role.buyer": "买方",
     "role.operator": "平台运营",
