@@ -61,6 +61,9 @@ async def create(
             )
         ).one()
         return existing
+    from listings import services  # rule 22: a sale may cover the claim; its other lots then come off
+
+    await services.withdraw_covered_lots(conn, listing_id)
     await audit.record(
         conn,
         actor_user_id=actor.user_id if actor else None,

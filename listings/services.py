@@ -595,3 +595,63 @@ def upsert_assets_statement(values: list[dict[str, Any]]) -> Any:
     ).returning(
         assets.c.id, assets.c.registration_no, (assets.c.created_at == assets.c.updated_at).label("new")
     )
+
+
+# --------------------------------------------------------------------------- rule 22
+
+
+async def withdraw_covered_lots(conn: AsyncConnection, sold_listing_id: int) -> list[int]:
+    """Rule 22: once the proceeds already secured cover a claim plus costs, withdraw the claim's
+    remaining lots that have not started (unless the pledgor opted in to selling them all).
+
+    "Secured" proceeds are what the ledger has applied to the claim plus the prices of agreed
+    sales still awaiting payment on lots that secure it. Returns the withdrawn listing ids.
+    """
+    from listings.tables import disposals
+
+    sold_assets = [a.id for a in await store.listing_asset_rows(conn, sold_listing_id)]
+    claim_ids = sorted({p.claim_id for p in await store.pledges_of_assets(conn, sold_assets)})
+    withdrawn: list[int] = []
+    for row in await store.claims_by_ids(conn, claim_ids):
+        lot_ids = await _lots_securing(conn, row.id)
+        pending = (
+            await conn.execute(
+                select(func.coalesce(func.sum(disposals.c.price_fen), 0)).where(
+                    disposals.c.listing_id.in_(lot_ids), disposals.c.stage == "awaiting_payment"
+                )
+            )
+        ).scalar_one()
+        recovered = sum((await recovered_by_bucket(conn, row.id)).values())
+        total = row.costs_fen + row.interest_fen + row.default_interest_fen + row.principal_fen
+        remaining = [i for i in lot_ids if i != sold_listing_id]
+        for listing_id in model.lots_to_withdraw(total, recovered + int(pending), remaining, False):
+            if await _withdraw_if_not_started(conn, listing_id, row.id):
+                withdrawn.append(listing_id)
+    return withdrawn
+
+
+async def _lots_securing(conn: AsyncConnection, claim_id: int) -> list[int]:
+    q = (
+        select(listing_assets.c.listing_id)
+        .join(pledges, pledges.c.asset_id == listing_assets.c.asset_id)
+        .where(pledges.c.claim_id == claim_id)
+        .distinct()
+    )
+    return sorted(r.listing_id for r in (await conn.execute(q)).all())
+
+
+async def _withdraw_if_not_started(conn: AsyncConnection, listing_id: int, claim_id: int) -> bool:
+    row = await store.find_listing_row(conn, listing_id, lock=True)
+    if row is None or row.status not in ("draft", "published", "failed") or row.pledgor_opt_in:
+        return False
+    if row.status == "draft":
+        return False  # a draft is not on offer; the bank decides what to do with it
+    await apply_transition(
+        conn,
+        None,
+        row,
+        model.ListingAction.WITHDRAW,
+        reason=model.WithdrawalReason.CLAIM_COVERED,
+        note=f"claim {claim_id} is covered by lots already sold (rule 22)",
+    )
+    return True

@@ -451,3 +451,38 @@ async def test_lapsed_offer_is_expired_and_the_listing_reopens(
     assert (await client.get(f"/api/v1/listings/{listing['id']}")).json()["status"] == "published"
     again = await post(client, buyer, f"/api/v1/listings/{listing['id']}/offers", {"amount_fen": 1_200_000})
     assert again.status_code == 201
+
+
+async def test_rule_22_other_lots_withdrawn_once_the_claim_is_covered(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    bank = await make_party(engine, client, Role.BANK)
+    buyer = await make_party(engine, client, Role.BUYER)
+    a1, a2, a3 = [(await asset(client, bank, patent()))["id"] for _ in range(3)]
+    await post(
+        client,
+        bank,
+        "/api/v1/claims",
+        claim([a1, a2, a3], principal_fen=5_000_000, interest_fen=0, costs_fen=0),
+    )
+    lots = []
+    for a, opt_in in ((a1, False), (a2, False), (a3, True)):
+        listing = (
+            await post(
+                client,
+                bank,
+                "/api/v1/listings",
+                {"title": "多批次", "mode": "transfer", "asset_ids": [a], "pledgor_opt_in": opt_in},
+            )
+        ).json()
+        await post(client, bank, f"/api/v1/listings/{listing['id']}/publish")
+        lots.append(listing["id"])
+    offer = (
+        await post(client, buyer, f"/api/v1/listings/{lots[0]}/offers", {"amount_fen": 6_000_000})
+    ).json()
+    accepted = await post(client, bank, f"/api/v1/offers/{offer['id']}/accept")
+    assert accepted.status_code == 200, accepted.text
+    second = (await client.get(f"/api/v1/listings/{lots[1]}", headers=bank.headers)).json()
+    assert second["status"] == "withdrawn" and second["withdrawal_reason"] == "claim_covered"
+    third = (await client.get(f"/api/v1/listings/{lots[2]}", headers=bank.headers)).json()
+    assert third["status"] == "published"  # the pledgor opted in to selling every lot
