@@ -356,3 +356,29 @@ async def complete_task(call: Call) -> TaskOut:
         after={"task": row.id, "claim_id": row.claim_id},
     )
     return TaskOut.model_validate(done, from_attributes=True)
+
+
+class ReverseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+@api.operation(
+    "POST",
+    "/api/v1/ledger/entries/{entry_id}/reverse",
+    summary="Reverse a receipt entry (a mirror entry; nothing is ever edited)",
+    tag="settlement",
+    roles=OPERATOR,
+    body=ReverseIn,
+    response=EntryOut,
+    status=201,
+)
+async def reverse_entry(call: Call) -> tuple[int, EntryOut]:
+    from listings import reversal
+
+    b: ReverseIn = call.body
+    entry = await reversal.reverse(call.conn, call.need_actor(), _id(call, "entry_id"), b.reason)
+    postings = await settlement.entry_postings(call.conn, entry.id)
+    return (200 if entry.duplicate else 201), EntryOut(
+        key=entry.key, duplicate=entry.duplicate, postings=postings
+    )

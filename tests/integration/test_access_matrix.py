@@ -84,6 +84,7 @@ EXPECTED: dict[str, set[str]] = {
     "fund_pool": {OPERATOR},
     "list_tasks": {BANK, OPERATOR},
     "complete_task": {BANK},
+    "reverse_entry": {OPERATOR},
 }
 
 

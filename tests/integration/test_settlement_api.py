@@ -304,3 +304,44 @@ async def test_pool_pays_its_share_of_the_principal_loss_at_finalize(
     assert comp and comp[0]["amount_fen"] == 10_000_000  # min(50 % of 20,000,000 loss, cap 10,000,000)
     again = await client.post(f"/api/v1/listings/{listing['id']}/finalize", headers=op.headers)
     assert again.json()["duplicate"] is True
+
+
+async def test_a_wrong_receipt_is_reversed_not_edited(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    from sqlalchemy import text
+
+    _, _, disposal_id = await sold_auction(client, engine)
+    op = await make_party(engine, client, Role.OPERATOR)
+    body = {"amount_fen": START + INCREMENT - DEPOSIT, "reference": "WRONG-1", "received_on": "2026-11-25"}
+    r = await client.post(f"/api/v1/disposals/{disposal_id}/receipts", headers=op.headers, json=body)
+    assert r.json()["stage"] == "in_escrow"
+    async with engine.connect() as conn:
+        entry_id = (
+            await conn.execute(text("SELECT id FROM ledger_entries WHERE key = :k"), {"k": r.json()["key"]})
+        ).scalar()
+    rev = await client.post(
+        f"/api/v1/ledger/entries/{entry_id}/reverse",
+        headers=op.headers,
+        json={"reason": "booked to the wrong disposal"},
+    )
+    assert rev.status_code == 201, rev.text
+    assert [(p["debit"], p["credit"]) for p in rev.json()["postings"]] == [
+        (p["credit"], p["debit"]) for p in reversed(r.json()["postings"])
+    ]
+    again = await client.post(
+        f"/api/v1/ledger/entries/{entry_id}/reverse",
+        headers=op.headers,
+        json={"reason": "booked to the wrong disposal"},
+    )
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    d = (await client.get(f"/api/v1/disposals/{disposal_id}", headers=op.headers)).json()
+    assert d["stage"] == "awaiting_payment" and d["escrow_pending_fen"] == 0
+    redo = await client.post(
+        f"/api/v1/disposals/{disposal_id}/receipts", headers=op.headers, json={**body, "reference": "RIGHT-1"}
+    )
+    assert redo.status_code == 201 and redo.json()["stage"] == "in_escrow"
+    blocked = await client.post(
+        f"/api/v1/ledger/entries/{entry_id}/reverse", headers=op.headers, json={"reason": "again"}
+    )
+    assert blocked.status_code == 409
+    async with engine.connect() as conn:
+        assert await ledger_store.reconcile(conn) == []
