@@ -85,6 +85,42 @@ def _metrics_dir(settings: Settings) -> Path:
     return path
 
 
+def _demo_settings(settings: Settings) -> Settings:
+    """``serve --demo``: short auction timing unless the user set it, and MARKET_DEMO=1 for the workers."""
+    from auctions import demo
+
+    os.environ.update(demo.timing_environment(settings))
+    os.environ["MARKET_DEMO"] = "1"
+    return Settings()
+
+
+def _start_demo(url: str, settings: Settings, base: str) -> None:
+    """Seed the demo (once) and schedule its first rounds; print how to sign in and where to watch."""
+    from auctions import demo
+    from market.db import create_engine
+    from market.errors import MarketError
+
+    async def run() -> tuple[demo.DemoInfo, list[int]]:
+        engine = create_engine(url, pool_size=2)
+        try:
+            info = await demo.seed(engine, settings)
+            return info, await demo.top_up(engine, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        info, live = asyncio.run(run())
+    except MarketError as exc:
+        raise _fail(f"Cannot set up the demo: {exc.code}: {exc.detail}") from None
+    state = "created" if info.created else "found in the database"
+    typer.echo(f"Demo data {state}. Sign in at {base}/login with password {info.password}")
+    typer.echo(f"  operator  {info.operator_email}")
+    typer.echo(f"  bank      {info.bank_email}  ({info.bank_name})")
+    typer.echo(f"  buyer     {info.buyer_email}  ({info.buyer_name})")
+    room = f"{base}/auctions/{live[0]}" if live else f"{base}/auctions (rounds open within seconds)"
+    typer.echo(f"Live auction room: {room}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -93,7 +129,7 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Fill the database with a live demo.")] = False,
 ) -> None:
     """Run the web service (embedded PostgreSQL unless DATABASE_URL is set; migrations applied)."""
-    settings = load_settings()
+    settings = _demo_settings(load_settings()) if demo else load_settings()
     url, is_embedded = prepare_database(settings)
     os.environ["DATABASE_URL"] = url  # workers read the same database
     metrics_dir = _metrics_dir(settings)
@@ -102,6 +138,8 @@ def serve(
     where = f"embedded PostgreSQL, data in {settings.pgdata}" if is_embedded else "DATABASE_URL"
     typer.echo(f"Open http://{host}:{port}/  (database: {where}; workers: {workers})")
     typer.echo(f"Data directory: {settings.data_dir.resolve()}   Stop with Ctrl-C.")
+    if demo:
+        _start_demo(url, settings, f"http://{host}:{port}")
     import uvicorn
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; exit through Python so that
@@ -273,6 +311,89 @@ def reconcile() -> None:
     if problems:
         raise _fail(f"{len(problems)} ledger problem(s) found", code=1)
     typer.echo("Ledger reconciled: every entry balances, no account is out of bounds, no drift.")
+
+
+@app.command("report")
+def report(
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (China Standard Time).")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (included).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or pdf.")] = "csv",
+    bank: Annotated[
+        int | None, typer.Option("--bank", help="Only this bank's disposals (organisation id).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: disposals-<period>.<format> here).")
+    ] = None,
+    lang: Annotated[str, typer.Option("--lang", help="Language of the file: zh_CN or en.")] = "zh_CN",
+) -> None:
+    """Write the disposals report of a period (default: the current quarter, CST) and print its totals.
+
+    Per disposal: listing, kinds, bank, source, price, fees, money to claims, surplus, pool
+    compensation, stage; per-bank subtotals and totals, all sums of ledger lines and checked
+    against the ledger. CSV amounts are integer fen; XLSX and PDF amounts are CNY.
+    """
+    from datetime import date
+
+    from listings import statements
+    from market import exports
+    from market.db import create_engine
+    from market.money import format_cny
+    from web import i18n
+
+    if fmt not in exports.FORMATS:
+        raise _fail(f"--format must be one of {', '.join(exports.FORMATS)}, not {fmt!r}")
+    if lang not in i18n.LOCALES:
+        raise _fail(f"--lang must be one of {', '.join(i18n.LOCALES)}, not {lang!r}")
+    try:
+        first = date.fromisoformat(date_from) if date_from else None
+        last = date.fromisoformat(date_to) if date_to else None
+    except ValueError:
+        raise _fail("--from and --to take dates as YYYY-MM-DD") from None
+    try:
+        first, last = statements.resolve_period(first, last)
+    except ValueError as exc:
+        raise _fail(f"Invalid period: {exc}") from None
+    url, _ = prepare_database(load_settings())
+
+    async def run() -> dict[str, object]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return await statements.disposals_report(conn, first, last, bank)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+
+    def translate(message: str, **params: object) -> str:
+        return i18n.gettext(lang, message, **params)
+
+    try:
+        body = statements.render_file(fmt, statements.disposals_report_tables(result, translate), translate)
+    except exports.PdfFontMissing as exc:
+        raise _fail(str(exc)) from None
+    suffix = f"-bank{bank}" if bank else ""
+    target = out or Path(f"disposals-{result['period']}{suffix}.{fmt}")
+    target.write_bytes(body)
+    totals: dict[str, int] = result["totals"]  # type: ignore[assignment]
+    typer.echo(f"Wrote {target.resolve()} ({len(body)} bytes): disposals {first} to {last} (CST)")
+    typer.echo(f"  disposals            {totals['disposals']}")
+    for key, label in (
+        ("price_fen", "price"),
+        ("received_fen", "received"),
+        ("disposal_costs_fen", "disposal costs"),
+        ("platform_fee_fen", "platform fee"),
+        ("commission_fen", "commission"),
+        ("to_claims_fen", "to claims"),
+        ("surplus_fen", "surplus to pledgors"),
+        ("pool_compensation_fen", "pool compensation"),
+    ):
+        typer.echo(f"  {label:<20} CNY {format_cny(totals[key]):>20}")
+    if not result["check"]:
+        raise _fail("The report's totals do NOT agree with the ledger; run `market reconcile`", code=1)
+    typer.echo("Check: the totals equal the ledger's sums for these entries.")
 
 
 def main() -> None:

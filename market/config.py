@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     ws_rate_per_second: float = Field(default=10.0, alias="MARKET_WS_RATE", gt=0)
     db_pool_size: int = Field(default=10, alias="MARKET_DB_POOL_SIZE", ge=1)
     log_level: str = Field(default="info", alias="MARKET_LOG_LEVEL")
+    demo: bool = Field(default=False, alias="MARKET_DEMO")
 
     @property
     def pgdata(self) -> Path:

@@ -31,10 +31,12 @@ from web import (  # the api_* modules register their operations
     api_listings,  # noqa: F401
     api_parties,  # noqa: F401
     api_settlement,  # noqa: F401
+    api_statements,  # noqa: F401
     pages,
     pages_auctions,
     pages_import,
     pages_listings,
+    pages_statements,
     ws,
 )
 from web.api import api
@@ -95,6 +97,11 @@ def create_app(
         closer_task = None
         if settings.closer_workers > 0 and run_background:
             closer_task = asyncio.create_task(closer.run(engine, stop, settings))
+        demo_task = None
+        if settings.demo and run_background:  # `market serve --demo`: one bidder loop across workers
+            from auctions import demo
+
+            demo_task = asyncio.create_task(demo.run_bidders(engine, settings, stop))
         try:
             yield
         finally:
@@ -102,6 +109,9 @@ def create_app(
             if closer_task is not None:
                 with contextlib.suppress(Exception):
                     await closer_task
+            if demo_task is not None:
+                with contextlib.suppress(Exception):
+                    await demo_task
             await hub.stop()
             if own_engine:
                 await engine.dispose()
@@ -117,6 +127,7 @@ def create_app(
         *pages_auctions.ROUTES,
         *pages_import.ROUTES,
         *pages_listings.ROUTES,
+        *pages_statements.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

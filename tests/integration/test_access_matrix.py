@@ -85,6 +85,15 @@ EXPECTED: dict[str, set[str]] = {
     "list_tasks": {BANK, OPERATOR},
     "complete_task": {BANK},
     "reverse_entry": {OPERATOR},
+    "claim_statement": {BANK, OPERATOR},
+    "claim_statement_csv": {BANK, OPERATOR},
+    "claim_statement_xlsx": {BANK, OPERATOR},
+    "claim_statement_pdf": {BANK, OPERATOR},
+    "bank_statement": {BANK, OPERATOR},
+    "disposals_report": {OPERATOR},
+    "disposals_report_csv": {OPERATOR},
+    "disposals_report_xlsx": {OPERATOR},
+    "disposals_report_pdf": {OPERATOR},
 }
 
 
