@@ -718,8 +718,11 @@ class _State:
         return _State(dict(self.balances), lots, shortfall)
 
 
+Shortfall = dict[str, dict[str, int]]
+
+
 def make_state(
-    balances: Mapping[str, int], lots: Mapping[str, LotState], shortfall: dict[str, dict[str, int]] | None = None
+    balances: Mapping[str, int], lots: Mapping[str, LotState], shortfall: Shortfall | None = None
 ) -> _State:
     """A state to ``advance`` from: current balances of the accounts the disposal touches, its lots."""
     return _State(dict(balances), dict(lots), shortfall)
