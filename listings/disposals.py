@@ -86,9 +86,9 @@ async def get(conn: AsyncConnection, actor: Actor, disposal_id: int) -> Row[Any]
     """A disposal for its bank, its buyer, or an operator."""
     row = (await conn.execute(select(disposals).where(disposals.c.id == disposal_id))).first()
     if row is None:
-        raise DisposalNotFound(f"No disposal {disposal_id}")
+        raise DisposalNotFound("No such disposal")
     if actor.org_id != row.buyer_org_id:
-        check_owner(actor, row.bank_org_id, "disposal")
+        check_owner(actor, row.bank_org_id, "disposal", DisposalNotFound)
     return row
 
 

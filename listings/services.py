@@ -539,6 +539,13 @@ async def publish_listing(conn: AsyncConnection, actor: Actor, listing_id: int) 
         .values(search_doc=func.to_tsvector("simple", search_text(row, asset_rows)))
     )
     await notify_matching_buyers(conn, row, asset_rows)
+    claim_ids = sorted({p.claim_id for p in await store.pledges_of_assets(conn, [a.id for a in asset_rows])})
+    if claim_ids:  # the claims are now being disposed of: the importer no longer rewrites them
+        await conn.execute(
+            update(claims)
+            .where(claims.c.id.in_(claim_ids), claims.c.status == "open")
+            .values(status="in_disposal")
+        )
     return ListingView(row, asset_rows, [])
 
 

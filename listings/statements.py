@@ -94,7 +94,7 @@ def _allocations(postings: list[dict[str, Any]]) -> list[dict[str, int]]:
 async def disposal(conn: AsyncConnection, row: Row[Any], settings: Settings) -> dict[str, Any]:
     """The disposal statement (SETTLEMENT.md §13) of ``row`` and its lot."""
     lot = row.listing_id
-    postings = await lot_postings(conn, lot)
+    postings = await _own_postings(conn, row)
     state = await settlement.lot_state(conn, lot)
     sc = await settlement.scope(conn, lot, settings, lock=False)
     balances = await ledger_store.balances(
@@ -125,6 +125,23 @@ async def disposal(conn: AsyncConnection, row: Row[Any], settings: Settings) -> 
         "escrow_pending_fen": balances[settlement.escrow_pending_account(lot)],
         "postings": postings,
     }
+
+
+async def _own_postings(conn: AsyncConnection, row: Row[Any]) -> list[dict[str, Any]]:
+    """The lot's postings that belong to this disposal (a defaulted sale and its re-auction are
+    separate disposals of one lot): an entry belongs to the disposal its key names, otherwise to
+    the latest disposal of the lot agreed before it (the same rule as the disposals report)."""
+    from types import SimpleNamespace
+
+    from listings import disposals as disposal_rows
+
+    lot_disposals = await disposal_rows.for_listing(conn, row.listing_id)
+    own = []
+    for p in await lot_postings(conn, row.listing_id):
+        entry = SimpleNamespace(key=p["entry"], effective_at=datetime.fromisoformat(p["at"]))
+        if _owner_disposal(entry, lot_disposals) == row.id:
+            own.append(p)
+    return own
 
 
 async def pool(conn: AsyncConnection, code: str) -> Row[Any]:
@@ -462,7 +479,7 @@ async def bank_statement(
     The bank's own users and operators may read it; anyone else gets 404.
     """
     require_role(actor, Role.BANK, Role.OPERATOR)
-    check_owner(actor, bank_org_id, "bank")
+    check_owner(actor, bank_org_id, "bank", BankNotFound)
     org = (await conn.execute(select(orgs).where(orgs.c.id == bank_org_id))).first()
     if org is None or org.kind != "bank":
         raise BankNotFound("No such bank")

@@ -109,8 +109,8 @@ async def get_asset_row(
     q = select(assets).where(assets.c.id == asset_id)
     row = (await conn.execute(q.with_for_update() if lock else q)).first()
     if row is None:
-        raise AssetNotFound(f"No asset {asset_id}")
-    check_owner(actor, row.bank_org_id, "asset")
+        raise AssetNotFound("No such asset")
+    check_owner(actor, row.bank_org_id, "asset", AssetNotFound)
     return row
 
 
@@ -120,8 +120,8 @@ async def get_claim_row(
     q = select(claims).where(claims.c.id == claim_id)
     row = (await conn.execute(q.with_for_update() if lock else q)).first()
     if row is None:
-        raise ClaimNotFound(f"No claim {claim_id}")
-    check_owner(actor, row.bank_org_id, "claim")
+        raise ClaimNotFound("No such claim")
+    check_owner(actor, row.bank_org_id, "claim", ClaimNotFound)
     return row
 
 

@@ -37,10 +37,16 @@ def can_see(actor: Actor, owner_org_id: int | None) -> bool:
     return actor.is_operator or (owner_org_id is not None and owner_org_id == actor.org_id)
 
 
-def check_owner(actor: Actor, owner_org_id: int | None, what: str = "object") -> None:
-    """Raise ``NotFound`` unless ``actor`` may see an object owned by ``owner_org_id``."""
+def check_owner(
+    actor: Actor, owner_org_id: int | None, what: str = "object", error: type[NotFound] = NotFound
+) -> None:
+    """Raise ``error`` unless ``actor`` may see an object owned by ``owner_org_id``.
+
+    Callers pass the same error class they raise for a missing object, so "not yours" and
+    "does not exist" answer identically (code and detail): existence never leaks.
+    """
     if not can_see(actor, owner_org_id):
-        raise NotFound(f"No such {what}")
+        raise error(f"No such {what}")
 
 
 def scope_to_actor(query: S, owner_column: ColumnElement[Any], actor: Actor) -> S:

@@ -172,7 +172,7 @@ async def create_org(
 async def get_org(conn: AsyncConnection, org_id: int) -> Org:
     row = (await conn.execute(select(orgs).where(orgs.c.id == org_id))).first()
     if row is None:
-        raise OrgNotFound(f"No organisation {org_id}")
+        raise OrgNotFound("No such organisation")
     return _org(row)
 
 
@@ -186,7 +186,7 @@ async def list_orgs(conn: AsyncConnection, kind: Role | None = None) -> list[Org
 async def verify_org(conn: AsyncConnection, actor: Actor, org_id: int) -> Org:
     row = (await conn.execute(select(orgs).where(orgs.c.id == org_id).with_for_update())).first()
     if row is None:
-        raise OrgNotFound(f"No organisation {org_id}")
+        raise OrgNotFound("No such organisation")
     if row.verified:
         raise AlreadyVerified(f"Organisation {org_id} is already verified")
     await conn.execute(update(orgs).where(orgs.c.id == org_id).values(verified=True, verified_at=func.now()))

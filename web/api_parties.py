@@ -134,7 +134,7 @@ async def get_org(call: Call) -> s.OrgOut:
     from market.access import check_owner
 
     org_id = int(call.params["org_id"])
-    check_owner(call.need_actor(), org_id, "organisation")
+    check_owner(call.need_actor(), org_id, "organisation", identity.OrgNotFound)
     return org_out(await identity.get_org(call.conn, org_id))
 
 

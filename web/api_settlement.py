@@ -324,7 +324,7 @@ async def complete_task(call: Call) -> TaskOut:
     ).first()
     if row is None:
         raise TaskNotFound("No such task")
-    check_owner(actor, row.bank_org_id, "task")
+    check_owner(actor, row.bank_org_id, "task", TaskNotFound)
     done = (
         await call.conn.execute(
             update(pledge_tasks)
