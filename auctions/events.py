@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 FailureReason = Literal["no_bids", "reserve_not_met"]
 
 _TIME_FIELDS = frozenset({"at", "ends_at", "previous_ends_at", "starts_at"})
+_TUPLE_FIELDS = frozenset({"cancelled_seqs"})
 
 
 def rfc3339(moment: datetime) -> str:
@@ -46,7 +47,11 @@ class _AuctionEvent:
         record: dict[str, Any] = {"type": self.type}
         for item in fields(self):
             value = getattr(self, item.name)
-            record[item.name] = rfc3339(value) if isinstance(value, datetime) else value
+            if isinstance(value, datetime):
+                value = rfc3339(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            record[item.name] = value
         return record
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,10 +154,36 @@ class Cancelled(_AuctionEvent):
     reason: str
 
 
-Event = BidPlaced | Extended | MaxRaised | Suspended | Resumed | Closed | Failed | Cancelled
+@dataclass(frozen=True, kw_only=True)
+class BidCancelled(_AuctionEvent):
+    """Two operators cancelled the accepted bid ``cancelled_seq`` (e.g. shill bidding); the reason is
+    published.
+
+    ``cancelled_seqs`` is every event the cancellation voids: the bid and the automatic answers that
+    followed it in the same transaction (its ``extended`` event and the proxy steps, with theirs).
+    The bidder's standing proxy maximum is withdrawn with the bid. ``ends_at`` is the bidding end
+    afterwards (never earlier than before). ``price_fen`` and ``leader_paddle`` tell watchers the
+    outcome; ``rules.replay`` does not trust them but rebuilds the state from the other events.
+    """
+
+    type: ClassVar[str] = "bid_cancelled"
+    private: ClassVar[frozenset[str]] = frozenset({"bidder_id"})
+
+    cancelled_seq: int
+    cancelled_seqs: tuple[int, ...]
+    reason: str
+    bidder_id: int
+    paddle_no: str
+    ends_at: datetime
+    price_fen: int | None = None
+    leader_paddle: str | None = None
+
+
+Event = BidPlaced | Extended | MaxRaised | Suspended | Resumed | Closed | Failed | Cancelled | BidCancelled
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (BidPlaced, Extended, MaxRaised, Suspended, Resumed, Closed, Failed, Cancelled)
+    cls.type: cls
+    for cls in (BidPlaced, Extended, MaxRaised, Suspended, Resumed, Closed, Failed, Cancelled, BidCancelled)
 }
 
 
@@ -173,4 +204,6 @@ def event_from_record(record: dict[str, Any]) -> Event:
 def _field_value(name: str, value: Any) -> Any:
     if name in _TIME_FIELDS and isinstance(value, str):
         return datetime.fromisoformat(value)
+    if name in _TUPLE_FIELDS and isinstance(value, list):
+        return tuple(value)
     return value

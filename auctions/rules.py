@@ -15,6 +15,8 @@ Rule numbers refer to DOMAIN.md "Rules to implement":
   beats higher, at the same rank the earlier bid wins;
 - proxy bids (36): the system bids for a maximum the least amount that leads, never above it;
 - closing (11), suspension and termination with a published reason (20);
+- cancelling one accepted bid (operators, two of them): ``cancel_bid`` rebuilds the state from every
+  other event (see its docstring for what exactly is voided);
 - who may register (17, 25): ``may_register``; the round ladder (18, 19): ``next_round``.
 
 Money rules are constants here; timing rules live in ``Policy`` so a deployment may lower them.
@@ -22,12 +24,13 @@ Money rules are constants here; timing rules live in ``Policy`` so a deployment 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from auctions.events import (
+    BidCancelled,
     BidPlaced,
     Cancelled,
     Closed,
@@ -37,6 +40,7 @@ from auctions.events import (
     MaxRaised,
     Resumed,
     Suspended,
+    event_from_record,
     rfc3339,
 )
 from listings import model as listings
@@ -133,6 +137,16 @@ class ConsignorMayNotBid(Forbidden):
 class NotPriorityHolder(Forbidden):
     code = "not_priority_holder"
     title = "Not a confirmed priority purchaser of this auction"
+
+
+class NotABid(Conflict):
+    code = "not_a_bid"
+    title = "No accepted bid has this sequence number"
+
+
+class BidAlreadyCancelled(Conflict):
+    code = "bid_already_cancelled"
+    title = "This bid was cancelled already"
 
 
 class MaxBelowAmount(RuleViolation):
@@ -520,13 +534,26 @@ def apply_event(state: AuctionState, event: Event) -> AuctionState:
             return replace(state, status="failed", closed_at=event.at)
         case Cancelled():
             return replace(state, status="cancelled", closed_at=event.at, reason=event.reason)
+        case BidCancelled():
+            raise ValueError(
+                "a bid cancellation rebuilds the state from the history: use replay or cancel_bid"
+            )
 
 
 def replay(terms: AuctionTerms, events: Iterable[Event]) -> AuctionState:
-    """Rebuild a round's state from its events; equals the live state after the same events."""
+    """Rebuild a round's state from its events; equals the live state after the same events.
+
+    A ``BidCancelled`` needs the history before it: the state after it is rebuilt from every earlier
+    event but the voided ones (``after_cancellation``), exactly as ``cancel_bid`` built it live.
+    """
     state = initial_state(terms)
+    history: list[Event] = []
     for event in events:
-        state = apply_event(state, event)
+        if isinstance(event, BidCancelled):
+            state = after_cancellation(terms, history, event)
+        else:
+            state = apply_event(state, event)
+        history.append(event)
     return state
 
 
@@ -872,6 +899,166 @@ def _required_reason(reason: str) -> str:
     if not reason or not reason.strip():
         raise ReasonRequired()
     return reason.strip()
+
+
+# --------------------------------------------------------------------------- cancelling a bid
+
+
+def cancel_bid(
+    terms: AuctionTerms,
+    records: Sequence[Event | Mapping[str, Any]],
+    seq: int,
+    reason: str,
+    now: datetime,
+) -> tuple[AuctionState, list[Event]]:
+    """Cancel the accepted bid ``seq`` of a running round (a second operator approved it).
+
+    ``records`` are every stored event of the round in ``seq`` order (``Event`` values or their
+    ``to_record()`` form). The bid is void together with everything that came from it:
+
+    - the automatic events that followed it in its transaction: its extension and the proxy steps
+      that answered it, with theirs (a price pushed up through other bidders' maxima goes back down);
+    - the maximum it carried: the bidder's later proxy steps (each with the automatic answers in its
+      transaction) and raises of that maximum, up to the bidder's next manual bid; the bidder's
+      standing maximum is withdrawn unless such a later manual bid set a new one.
+
+    Every other event stays as it happened (earlier cancellations keep voiding what they voided),
+    and the state is rebuilt by replaying them with each event's own ``seq``: the leader and price
+    become those of the highest remaining bid. The bidding end never moves earlier; while bidding is
+    open it moves to at least ``now + extension`` (the price changed, as after a bid, rule 9), and
+    the remaining standing maxima then answer as after any bid (rule 36), as ``bid`` events after the
+    ``bid_cancelled``. A suspended round is rebuilt but nobody bids until it resumes. ``replay`` of
+    the stored events gives the same state.
+
+    Raises:
+        ReasonRequired: the reason is blank.
+        AuctionClosed: the round is finished (closed, failed or cancelled).
+        NotABid: ``seq`` is not an accepted bid of this round.
+        BidAlreadyCancelled: that bid was voided by an earlier cancellation.
+    """
+    _require_aware(now)
+    reason = _required_reason(reason)
+    history = [r if isinstance(r, _EVENT_CLASSES) else event_from_record(dict(r)) for r in records]
+    state = replay(terms, history)
+    if state.status in TERMINAL:
+        raise AuctionClosed(f"The auction is {state.status}; its bids can no longer be cancelled")
+    target = history[seq - 1] if 1 <= seq <= len(history) else None
+    if not isinstance(target, BidPlaced):
+        raise NotABid(f"Event {seq} is not an accepted bid of this auction")
+    if seq in _voided(history):
+        raise BidAlreadyCancelled(f"Bid {seq} was cancelled already")
+    ends_at = state.ends_at
+    if is_open(state, now):
+        ends_at = max(ends_at, now + timedelta(seconds=terms.extension_seconds))
+    dropped = _voided_by(history, seq)
+    cancelling = _Cancelling(seq, target.bidder_id, ends_at)
+    rebuilt = _rebuild(terms, history, _voided(history) | set(dropped), cancelling)
+    event = BidCancelled(
+        at=now,
+        cancelled_seq=seq,
+        cancelled_seqs=dropped,
+        reason=reason,
+        bidder_id=target.bidder_id,
+        paddle_no=target.paddle_no,
+        ends_at=ends_at,
+        price_fen=rebuilt.current_price_fen,
+        leader_paddle=rebuilt.leader_paddle,
+    )
+    events: list[Event] = [event]
+    if is_open(rebuilt, now):
+        rebuilt = _run_proxies(terms, rebuilt, events, now)
+    return rebuilt, events
+
+
+def after_cancellation(terms: AuctionTerms, history: Sequence[Event], event: BidCancelled) -> AuctionState:
+    """The state right after ``event``, given every event before it (``history``, ``seq`` order)."""
+    excluded = _voided(history) | set(event.cancelled_seqs)
+    cancelling = _Cancelling(event.cancelled_seq, event.bidder_id, event.ends_at)
+    return _rebuild(terms, history, excluded, cancelling)
+
+
+_EVENT_CLASSES = (BidPlaced, Extended, MaxRaised, Suspended, Resumed, Closed, Failed, Cancelled, BidCancelled)
+
+
+@dataclass(frozen=True)
+class _Cancelling:
+    seq: int
+    bidder_id: int
+    ends_at: datetime
+
+
+def _voided(history: Sequence[Event]) -> set[int]:
+    """Every ``seq`` the cancellations in ``history`` voided."""
+    return {s for e in history if isinstance(e, BidCancelled) for s in e.cancelled_seqs}
+
+
+def _voided_by(history: Sequence[Event], seq: int) -> tuple[int, ...]:
+    """What cancelling bid ``seq`` voids (see ``cancel_bid``), in ``seq`` order."""
+    target = history[seq - 1]
+    assert isinstance(target, BidPlaced)
+    bidder = target.bidder_id
+    out = set(_answers(history, seq))
+    for later in range(seq + 1, len(history) + 1):
+        event = history[later - 1]
+        if isinstance(event, BidPlaced) and event.bidder_id == bidder and not event.proxy:
+            break  # the bidder's next manual bid: a new maximum (or none) from here on
+        if later in out:
+            continue
+        if isinstance(event, BidPlaced) and event.proxy and event.bidder_id == bidder:
+            out.update(_answers(history, later))
+        elif isinstance(event, MaxRaised) and event.bidder_id == bidder:
+            out.add(later)
+    return tuple(sorted(out))
+
+
+def _answers(history: Sequence[Event], seq: int) -> tuple[int, ...]:
+    """The bid ``seq`` and the automatic events that followed it in its transaction (same receipt
+    time, only extensions and proxy steps: a later transaction starts with a manual bid or another
+    kind of event)."""
+    first = history[seq - 1]
+    out = [seq]
+    for later in range(seq + 1, len(history) + 1):
+        event = history[later - 1]
+        automatic = isinstance(event, Extended) or (isinstance(event, BidPlaced) and event.proxy)
+        if event.at != first.at or not automatic:
+            break
+        out.append(later)
+    return tuple(out)
+
+
+def _withdraws(history: Sequence[Event], excluded: set[int], cancelling: _Cancelling, at_seq: int) -> bool:
+    """Whether a cancellation at ``at_seq`` withdraws its bidder's standing maximum: yes, unless the
+    bidder made a manual bid (which set a new maximum, or none) after the cancelled one."""
+    return not any(
+        isinstance(e, BidPlaced) and not e.proxy and e.bidder_id == cancelling.bidder_id
+        for s, e in enumerate(history[: at_seq - 1], 1)
+        if cancelling.seq < s and s not in excluded
+    )
+
+
+def _rebuild(
+    terms: AuctionTerms, history: Sequence[Event], excluded: set[int], cancelling: _Cancelling
+) -> AuctionState:
+    """Replay ``history`` without the ``excluded`` events, each with its own ``seq`` (tie-breaks by
+    commitment order stay those of the live auction), earlier cancellations withdrawing maxima where
+    they happened; the result stands right after a new cancellation at ``len(history) + 1``."""
+    state = initial_state(terms)
+    for seq, event in enumerate(history, 1):
+        if isinstance(event, BidCancelled):
+            earlier = _Cancelling(event.cancelled_seq, event.bidder_id, event.ends_at)
+            state = _after(state, history, excluded, earlier, seq)
+        elif seq not in excluded:
+            state = apply_event(replace(state, seq=seq - 1), event)
+    return _after(state, history, excluded, cancelling, len(history) + 1)
+
+
+def _after(
+    state: AuctionState, history: Sequence[Event], excluded: set[int], cancelling: _Cancelling, seq: int
+) -> AuctionState:
+    proxies = state.proxies
+    if _withdraws(history, excluded, cancelling, seq):
+        proxies = tuple(p for p in proxies if p.bidder_id != cancelling.bidder_id)
+    return replace(state, seq=seq, ends_at=cancelling.ends_at, proxies=proxies)
 
 
 # --------------------------------------------------------------------------- round ladder

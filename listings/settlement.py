@@ -31,6 +31,7 @@ from market.access import require_role
 from market.config import Settings
 from market.errors import Conflict, IdempotencyKeyReused, NotFound
 from market.ledger import Posting
+from market.metrics import SETTLEMENTS
 from market.parties import Actor, Role
 
 SALE_MODES = ("transfer", "bundle", "entrusted_acquisition")
@@ -177,6 +178,8 @@ def state_from_json(data: dict[str, Any]) -> engine.LotState:
 
 
 async def lock_lot(conn: AsyncConnection, listing_id: int) -> Row[Any]:
+    if await store.find_listing_row(conn, listing_id) is None:  # not a foreign-key error (500)
+        raise store.ListingNotFound(f"No listing {listing_id}")
     await conn.execute(
         pg_insert(settlement_lots)
         .values(listing_id=listing_id, state=state_to_json(engine.LotState()))
@@ -274,7 +277,20 @@ async def apply(conn: AsyncConnection, listing_id: int, event: dict[str, Any], s
         .where(settlement_lots.c.listing_id == listing_id)
         .values(state=saved, version=settlement_lots.c.version + 1)
     )
+    SETTLEMENTS.labels(str(event["type"])).inc()
+    await _update_claim_statuses(conn, sc, new_state.shortfall is not None)
     return Result(key, entry.id, False, [p.as_dict() for p in postings], lot_state_new)
+
+
+async def _update_claim_statuses(conn: AsyncConnection, sc: Scope, finalized: bool) -> None:
+    """A claim is ``paid`` once every bucket is recovered; ``finalized`` when its lot's settlement
+    closed with a shortfall left (CC 438: the debtor still owes it)."""
+    for claim in sc.disposal.claims.values():
+        recovered = await ledger_store.claim_recovered(conn, int(claim.id))
+        paid = all(recovered[f"{b}_fen"] >= claim.opening[b] for b in engine.BUCKETS)
+        status = "paid" if paid else ("finalized" if finalized else None)
+        if status is not None:
+            await conn.execute(update(claims).where(claims.c.id == int(claim.id)).values(status=status))
 
 
 def _replay(existing: Row[Any], event: dict[str, Any], lot_row: Row[Any]) -> Result:
@@ -615,6 +631,9 @@ async def create_pool(
     per_enterprise_cap_fen: int | None,
 ) -> Row[Any]:
     require_role(actor, Role.OPERATOR)
+    exists = (await conn.execute(select(risk_pools.c.code).where(risk_pools.c.code == code))).first()
+    if exists is not None:
+        raise PoolExists(f"A pool {code!r} already exists")
     row: Row[Any] = (
         await conn.execute(
             pg_insert(risk_pools)
@@ -654,6 +673,11 @@ async def fund_pool(conn: AsyncConnection, actor: Actor, code: str, amount_fen: 
         postings=[Posting(f"poolfund:{code}", f"pool:{code}", amount_fen, f"[{key}] pool funded")],
     )
     return (await ledger_store.balances(conn, [f"pool:{code}"]))[f"pool:{code}"]
+
+
+class PoolExists(Conflict):
+    code = "pool_exists"
+    title = "A risk pool with this code already exists"
 
 
 class PoolNotFound(NotFound):

@@ -85,7 +85,13 @@ async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:
     return (await conn.execute(text(sql), params)).scalar()
 
 
-TABLE_MODULES = ("market.tables", "market.ledger_store", "listings.tables", "auctions.tables")
+TABLE_MODULES = (
+    "market.tables",
+    "market.ledger_store",
+    "listings.tables",
+    "auctions.tables",
+    "auctions.monitor_tables",
+)
 
 
 def load_all_tables() -> MetaData:

@@ -59,3 +59,25 @@ CLOSER_LAG = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
 )
 AUCTIONS_CLOSED = Counter("market_auctions_closed_total", "Auctions closed by outcome", ["outcome"])
+
+# Operator console (issue 6).
+BROADCAST_LAG = Histogram(
+    "market_broadcast_lag_seconds",
+    "Time from a NOTIFY arriving to the frame it caused being written to a websocket",
+    ["channel"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+MONITOR_SNAPSHOT = Histogram(
+    "market_monitor_snapshot_seconds",
+    "Time to compute one operator monitor snapshot",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+SETTLEMENTS = Counter("market_settlements_total", "Settlement events applied to a lot, by type", ["type"])
+LEDGER_PROBLEMS = Gauge(
+    "market_ledger_problems",
+    "Ledger invariant problems found by the last periodic reconcile",
+    multiprocess_mode="livemax",
+)
+BID_CANCELLATIONS = Counter(
+    "market_bid_cancellations_total", "Bid cancellations requested and decided", ["step"]
+)

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from auctions import services, store
 from auctions.tables import auctions
 from listings.schemas import Fen, Id, PositiveFen
+from market.errors import MarketError
+from market.metrics import BIDS
 from market.parties import Role
 from web.api import Call, api
 
@@ -239,6 +241,7 @@ async def auction_events(call: Call) -> FeedOut:
     roles=BUYER,
     response=RegistrationOut,
     status=201,
+    extra_responses={200: "Already registered: the first registration, unchanged"},
 )
 async def register(call: Call) -> tuple[int, RegistrationOut]:
     row, created = await services.register(
@@ -266,9 +269,14 @@ async def register(call: Call) -> tuple[int, RegistrationOut]:
 )
 async def place_bid(call: Call) -> BidOut:
     b: BidIn = call.body
-    ack = await services.place_bid(
-        call.conn, call.need_actor(), int(call.params["auction_id"]), b.amount_fen, b.max_fen
-    )
+    try:
+        ack = await services.place_bid(
+            call.conn, call.need_actor(), int(call.params["auction_id"]), b.amount_fen, b.max_fen
+        )
+    except MarketError as exc:
+        BIDS.labels("rejected", exc.code).inc()
+        raise
+    BIDS.labels("accepted", "").inc()
     return BidOut(
         seq=ack.seq,
         amount_fen=ack.amount_fen,

@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from auctions import closer
+from auctions import closer, presence
 from auctions.hub import Hub, asyncpg_dsn
 from market import migrate
 from market.config import Settings
@@ -29,6 +29,7 @@ from web import (  # the api_* modules register their operations
     api_auctions,  # noqa: F401
     api_imports,  # noqa: F401
     api_listings,  # noqa: F401
+    api_operators,  # noqa: F401
     api_parties,  # noqa: F401
     api_settlement,  # noqa: F401
     api_statements,  # noqa: F401
@@ -36,8 +37,10 @@ from web import (  # the api_* modules register their operations
     pages_auctions,
     pages_import,
     pages_listings,
+    pages_operators,
     pages_statements,
     ws,
+    ws_monitor,
 )
 from web.api import api
 from web.errors import EXCEPTION_HANDLERS
@@ -102,6 +105,9 @@ def create_app(
             from auctions import demo
 
             demo_task = asyncio.create_task(demo.run_bidders(engine, settings, stop))
+        presence_task = None
+        if run_background:  # watchers per instance for the monitor (every 2 s), ledger reconcile (60 s)
+            presence_task = asyncio.create_task(presence.run(engine, hub, stop))
         try:
             yield
         finally:
@@ -109,6 +115,9 @@ def create_app(
             if closer_task is not None:
                 with contextlib.suppress(Exception):
                     await closer_task
+            if presence_task is not None:
+                with contextlib.suppress(Exception):
+                    await presence_task
             if demo_task is not None:
                 with contextlib.suppress(Exception):
                     await demo_task
@@ -123,10 +132,12 @@ def create_app(
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         *api.routes(),
         WebSocketRoute("/ws/auctions/{auction_id}", ws.auction_socket),
+        WebSocketRoute("/ws/monitor", ws_monitor.monitor_socket),
         *pages.ROUTES,
         *pages_auctions.ROUTES,
         *pages_import.ROUTES,
         *pages_listings.ROUTES,
+        *pages_operators.ROUTES,
         *pages_statements.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
