@@ -200,7 +200,7 @@ def _path_params(request: Request, op: Operation) -> dict[str, int | str]:
                 raise NotFound(f"No such {name.removesuffix('_code')}")
             out[name] = value
             continue
-        if not value.isdigit() or len(value) > 18 or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < 1:  # "¹" is a digit
             raise NotFound(f"No such {name.removesuffix('_id')}")
         out[name] = int(value)
     return out
@@ -219,7 +219,21 @@ def _parse_body(request: Request, raw: bytes, model: type[BaseModel]) -> BaseMod
         raise ValidationFailed(
             "The body is not valid JSON", errors=[{"loc": ["body"], "msg": str(exc)[:200]}]
         ) from None
+    if _has_nul(data):  # PostgreSQL stores no NUL in text or JSONB: refuse it here, not with a 500
+        raise ValidationFailed(
+            "Text may not contain NUL characters", errors=[{"loc": ["body"], "msg": "NUL character"}]
+        )
     return validate(model, data)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _refuse_constant(name: str) -> Any:
@@ -255,6 +269,11 @@ def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
         if key not in names:
             continue
         values = request.query_params.getlist(key)
+        if _has_nul(values):
+            raise ValidationFailed(
+                "Text may not contain NUL characters",
+                errors=[{"loc": ["query", key], "msg": "NUL character"}],
+            )
         data[key] = values if _is_list_field(model, names[key]) else values[-1]
     try:
         return model.model_validate(data)
@@ -298,7 +317,12 @@ async def _idempotent(call: Call, op: Operation, key: str) -> tuple[int, Any]:
     if claimed.first() is None:
         return await _replay(call.conn, scope, key, digest)
     status, payload = await _run(call, op)
-    if isinstance(payload, Response):
+    if isinstance(payload, Response):  # a bodiless answer (204): a replay gives the same status
+        await call.conn.execute(
+            idempotency_keys.update()
+            .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+            .values(status_code=status)
+        )
         return status, payload
     payload = canonical_order(payload)  # a replay (read back from JSONB) answers byte for byte the same
     await call.conn.execute(
@@ -317,6 +341,8 @@ async def _replay(conn: AsyncConnection, scope: str, key: str, digest: str) -> t
     ).one()
     if row.request_hash != digest:
         raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
+    if row.response is None:
+        return row.status_code, Response(status_code=row.status_code)
     return row.status_code, canonical_order(row.response)
 
 

@@ -263,7 +263,7 @@ def cancellation_out(row: Any) -> BidCancellationOut:
 async def request_bid_cancellation(call: Call) -> BidCancellationOut:
     b: ReasonIn = call.body
     seq = str(call.params["seq"])
-    if not seq.isdigit() or len(seq) > 18:  # a malformed seq is simply not found (not a 500)
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > 18:  # malformed: not found (not a 500)
         raise NotFound(f"No bid {seq[:20]!r}")
     row = await interventions.request_bid_cancellation(
         call.conn, call.need_actor(), int(call.params["auction_id"]), int(seq), b.reason

@@ -52,28 +52,32 @@ async def create_session(call: Call) -> s.SessionOut:
 
 
 async def login(call: Call, email: str, password: str) -> User:
-    """Authenticate under the database throttle; a failure is recorded in its own transaction."""
+    """Authenticate under the database throttle. A failure is recorded in the same transaction,
+    under the same lock as the check, so a burst of guesses cannot slip past the limit."""
     settings = call.settings
+    failed: InvalidCredentials | None = None
     try:
         async with transaction(call.engine) as conn:
-            return await identity.authenticate(
-                conn,
-                email=email,
-                password=password,
-                client=client_address(call),
-                limit=settings.login_max_failures,
-                window=settings.login_window_seconds,
-            )
+            try:
+                return await identity.authenticate(
+                    conn,
+                    email=email,
+                    password=password,
+                    client=client_address(call),
+                    limit=settings.login_max_failures,
+                    window=settings.login_window_seconds,
+                )
+            except InvalidCredentials as exc:
+                await identity.record_login_failure(
+                    conn, [f"email:{email.strip().lower()}", f"ip:{client_address(call)}"]
+                )
+                failed = exc
     except Throttled:
         LOGIN_THROTTLED.inc()
         raise
-    except InvalidCredentials:
-        LOGIN_FAILURES.inc()
-        async with transaction(call.engine) as conn:
-            await identity.record_login_failure(
-                conn, [f"email:{email.strip().lower()}", f"ip:{client_address(call)}"]
-            )
-        raise
+    LOGIN_FAILURES.inc()
+    assert failed is not None
+    raise failed
 
 
 @api.operation(

@@ -146,6 +146,7 @@ async def get_disposal(call: Call) -> DisposalOut:
     body=ReceiptIn,
     response=ReceiptOut,
     status=201,
+    extra_responses={200: "A repeat of a recorded receipt (same bank reference): nothing posted"},
 )
 async def record_receipt(call: Call) -> tuple[int, ReceiptOut]:
     b: ReceiptIn = call.body

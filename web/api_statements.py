@@ -52,12 +52,16 @@ class AsOfQuery(BaseModel):
     lang: Lang | None = None
 
 
+# days the database can hold once shifted to UTC (year 1 in CST is before PostgreSQL's timestamptz range)
+Day = Annotated[date, Field(ge=date(1970, 1, 1), le=date(9998, 12, 31))]
+
+
 class ReportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     date_from: Annotated[
-        date | None, Field(alias="from", description="first day (CST); default: quarter start")
+        Day | None, Field(alias="from", description="first day (CST); default: quarter start")
     ] = None
-    date_to: Annotated[date | None, Field(alias="to", description="last day (CST); default: quarter end")] = (
+    date_to: Annotated[Day | None, Field(alias="to", description="last day (CST); default: quarter end")] = (
         None
     )
     bank: Annotated[int | None, Field(ge=1, le=BIGINT_MAX, description="only this bank's disposals")] = None

@@ -140,5 +140,8 @@ def _responses(op: Operation) -> dict[str, Any]:
         errors.pop(403)
     errors.update(op.extra_responses)
     for status, text in errors.items():
+        if status < 300:  # another success (e.g. 200 for a repeat of a 201): the same body
+            responses[str(status)] = {**ok, "description": text}
+            continue
         responses[str(status)] = {"description": text, "content": problem}
     return responses

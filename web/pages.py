@@ -102,29 +102,33 @@ async def login_submit(request: Request) -> Response:
     settings = request.app.state.settings
     engine = request.app.state.engine
     client = request.client.host if request.client else "unknown"
+    failed: InvalidCredentials | None = None
     try:
         async with transaction(engine) as conn:
-            user = await identity.authenticate(
-                conn,
-                email=email,
-                password=password,
-                client=client,
-                limit=settings.login_max_failures,
-                window=settings.login_window_seconds,
-            )
-            issued = await identity.issue_session(
-                conn, user, kind="cookie", ttl_seconds=settings.session_ttl_seconds
-            )
-    except InvalidCredentials as exc:
-        LOGIN_FAILURES.inc()
-        async with transaction(engine) as conn:
-            await identity.record_login_failure(conn, [f"email:{email}", f"ip:{client}"])
-        return _login_error(request, exc, target, email)
+            try:
+                user = await identity.authenticate(
+                    conn,
+                    email=email,
+                    password=password,
+                    client=client,
+                    limit=settings.login_max_failures,
+                    window=settings.login_window_seconds,
+                )
+            except InvalidCredentials as exc:  # counted under the throttle's lock, in this transaction
+                await identity.record_login_failure(conn, [f"email:{email}", f"ip:{client}"])
+                failed = exc
+            else:
+                issued = await identity.issue_session(
+                    conn, user, kind="cookie", ttl_seconds=settings.session_ttl_seconds
+                )
     except Throttled as exc:
         LOGIN_THROTTLED.inc()
         response = _login_error(request, exc, target, email)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    if failed is not None:
+        LOGIN_FAILURES.inc()
+        return _login_error(request, failed, target, email)
     response = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(request, response, issued.token, settings.session_ttl_seconds)
     return response

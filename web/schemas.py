@@ -108,8 +108,8 @@ class AuditQuery(Body):
     model_config = ConfigDict(extra="forbid", strict=False)
     entity: Annotated[str, StringConstraints(max_length=50)] | None = None
     id: Annotated[str, StringConstraints(max_length=100)] | None = None
-    actor: Annotated[int, Field(ge=1)] | None = None
-    before: Annotated[int, Field(ge=1)] | None = None
+    actor: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    before: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 100
 
 

@@ -68,7 +68,7 @@ def _parse_since(ws: WebSocket) -> int | None:
     raw = ws.query_params.get("since")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValueError("since must be a non-negative integer")
     return int(raw)
 
@@ -80,7 +80,7 @@ async def auction_socket(ws: WebSocket) -> None:
     except ValueError:
         await ws.close(code=POLICY_VIOLATION)
         return
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
         await ws.close(code=POLICY_VIOLATION)
         return
     actor = await _authenticate(ws)
