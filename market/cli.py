@@ -396,6 +396,40 @@ def report(
     typer.echo("Check: the totals equal the ledger's sums for these entries.")
 
 
+@app.command()
+def bench(
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes of the service under test.")] = 2,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Also write every figure as JSON to FILE.")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Every scenario at tiny sizes, in seconds (the smoke test).")
+    ] = False,
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated: hot,fanout,many,close,search,settle,memory.")
+    ] = "hot,fanout,many,close,search,settle,memory",
+) -> None:
+    """Measure the service through its real stack, side by side with raw limits of this machine.
+
+    Starts the service as `market serve` does (embedded PostgreSQL in a throwaway data directory,
+    or a fresh database on DATABASE_URL's server, dropped afterwards), drives it from separate
+    client processes over HTTP and websockets on 127.0.0.1, and prints each scenario with its raw
+    limit measured in the same run and the ratio service ÷ raw.
+    """
+    from market.bench import SCENARIOS
+    from market.bench.runner import Options, run_bench
+
+    chosen = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown or not chosen:
+        raise _fail(
+            f"Unknown scenario(s): {', '.join(unknown) or '(none)'}; choose from {','.join(SCENARIOS)}"
+        )
+    code = run_bench(Options(workers=workers, json_path=json_file, quick=quick, scenarios=chosen))
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     app(prog_name="market")
 
