@@ -156,6 +156,7 @@ def serve(
             proxy_headers=False,
             timeout_graceful_shutdown=10,
             ws_max_size=64 * 1024,  # a bid is ~100 bytes; bigger frames close the socket (1009)
+            ws_per_message_deflate=False,  # frames are encoded once and written as is to every watcher
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
