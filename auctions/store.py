@@ -238,10 +238,6 @@ def _payload(auction_id: int, feed: list[dict[str, Any]]) -> str:
     return payload
 
 
-async def notify(conn: AsyncConnection, auction_id: int, feed: list[dict[str, Any]]) -> None:
-    await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": _payload(auction_id, feed)})
-
-
 async def events_after(
     conn: AsyncConnection, auction_id: int, after_seq: int, upto_seq: int | None = None, limit: int = 10_000
 ) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -426,6 +427,7 @@ def bench(
         raise _fail(
             f"Unknown scenario(s): {', '.join(unknown) or '(none)'}; choose from {','.join(SCENARIOS)}"
         )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # step lines when not on a terminal
     code = run_bench(Options(workers=workers, json_path=json_file, quick=quick, scenarios=chosen))
     if code:
         raise typer.Exit(code)

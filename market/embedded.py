@@ -47,16 +47,12 @@ def start(pgdata: Path, database: str = "market") -> str:
 def _tune(server: object) -> bool:
     """Apply SERVER_SETTINGS once; True when a restart is needed."""
     current = _show_settings(server)
-    changes = {k: v for k, v in SERVER_SETTINGS.items() if current.get(k) != _normal(k, v)}
+    changes = {k: v for k, v in SERVER_SETTINGS.items() if current.get(k) != v}
     if not changes:
         return False
     statements = "".join(f"ALTER SYSTEM SET {k} = '{v}';\n" for k, v in changes.items())
     server.psql(statements)  # type: ignore[attr-defined]
     return True
-
-
-def _normal(name: str, value: str) -> str:
-    return value
 
 
 def _show_settings(server: object) -> dict[str, str]:

@@ -15,6 +15,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import platform
 import secrets
@@ -49,6 +50,9 @@ BENCH_ENV = {
     "MARKET_WS_RATE": "1000",  # per-socket message rate (default 10/s): see the module docstring
     "MARKET_LOG_LEVEL": "warning",
 }
+
+
+log = logging.getLogger("market.bench")
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,7 @@ def run_bench(options: Options) -> int:
             def say(text: str) -> None:
                 bar.update(task, description=text)
                 if not stderr.is_terminal:  # no live bar in a log: one line per step instead
-                    stderr.print(f"{time.monotonic() - started:7.1f} s  {text}", highlight=False)
+                    log.info("%7.1f s  %s", time.monotonic() - started, text)
 
             db = Database.open(settings, tmp)
             try:
