@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +13,7 @@ from market.errors import NotFound
 from market.parties import Role
 from web.api import Call, api
 from web.api_auctions import ReasonIn
+from web.api_statements import Day
 
 OPERATOR = (Role.OPERATOR,)
 QueryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -138,8 +139,8 @@ class KpiQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     bank: QueryId | None = None
     kind: KindName | None = None
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
+    from_: Day | None = Field(default=None, alias="from")
+    to: Day | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> KpiQuery:

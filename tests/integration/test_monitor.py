@@ -381,6 +381,9 @@ async def test_kpis_of_the_scenario(http: httpx.AsyncClient, engine: AsyncEngine
         "/api/v1/kpis", params={"from": later, "to": today.isoformat()}, headers=s.operator.headers
     )
     assert backwards.status_code == 422
+    for far in ({"from": "0001-01-01", "to": "0001-01-01"}, {"to": "9999-12-31"}):  # no datetime overflow
+        out_of_range = await http.get("/api/v1/kpis", params=far, headers=s.operator.headers)
+        assert out_of_range.status_code == 422, out_of_range.text
 
 
 async def test_monitor_query_time_on_the_test_database(engine: AsyncEngine, scenario: Scenario) -> None:
