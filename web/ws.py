@@ -198,11 +198,23 @@ async def _receive(ws: WebSocket, actor: Actor, auction_id: int) -> None:
                 if strikes > 50:
                     await ws.close(code=POLICY_VIOLATION, reason="too many messages")
                     return
-                await ws.send_text(_error(None, "rate_limited", "Too many messages; slow down"))
+                await ws.send_text(
+                    _error(_request_id_of(raw), "rate_limited", "Too many messages; slow down")
+                )
                 continue
             await ws.send_text(await _handle(ws, actor, auction_id, raw))
     except WebSocketDisconnect:
         return
+
+
+def _request_id_of(raw: str) -> str | None:
+    """The ``request_id`` of a refused message, so the client can tell which bid was not taken."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    request_id = message.get("request_id") if isinstance(message, dict) else None
+    return request_id if isinstance(request_id, str) and 0 < len(request_id) <= MAX_REQUEST_ID else None
 
 
 def _error(request_id: Any, code: str, detail: str, **data: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -13,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.support.auctions import INCREMENT, START, auction_with_buyers
-from tests.support.live import Watcher, WsBidder
+from tests.support.live import Watcher, WsBidder, ws_url
 
 pytestmark = pytest.mark.e2e
 
@@ -311,3 +313,28 @@ async def test_kill_minus_nine_mid_auction_loses_nothing(
     assert [e["type"] for e in events].count("closed") + [e["type"] for e in events].count("failed") == 1
     assert state["status"] == ("closed" if acks else "failed")
     print(f"\n[crash] kill -9 after {len(acks)} acknowledged bids: 0 lost, closed once by the survivor")
+
+
+async def test_a_rate_limited_bid_is_answered_with_its_request_id(
+    live_server: Server, http_a: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Past the per-socket rate (10/s, burst 20) a bid is refused, and the refusal names it."""
+    s = await auction_with_buyers(http_a, engine, buyers=1, seconds=600)
+    (a,) = s.buyers
+    sent = [f"r{i}" for i in range(40)]
+    async with websockets.connect(
+        ws_url(live_server.url, s.auction_id), additional_headers={"Authorization": f"Bearer {a.token}"}
+    ) as ws:
+        await ws.recv()  # snapshot
+        for i, request_id in enumerate(sent):
+            await ws.send(
+                json.dumps({"type": "bid", "request_id": request_id, "amount_fen": START + i * INCREMENT})
+            )
+        answers: dict[str, str] = {}
+        while len(answers) < len(sent):
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if msg["type"] in ("ack", "error"):
+                assert msg["request_id"] not in answers, msg
+                answers[msg["request_id"]] = msg["type"] if msg["type"] == "ack" else msg["code"]
+    assert sorted(answers) == sorted(sent)
+    assert "rate_limited" in answers.values() and "ack" in answers.values(), answers
