@@ -1,9 +1,10 @@
 """Use cases of live auctions, each inside the caller's transaction.
 
-Every change of an auction goes the same way: lock the auction row, run the pure rule with
-the database's receipt time, append the events and the new state, NOTIFY (delivered at
-COMMIT). The HTTP API and the websocket both call ``place_bid``; nothing about a bid is
-decided outside PostgreSQL's row lock.
+Every change of an auction goes the same way: read the auction row (locked, except for bids),
+run the pure rule with the database's receipt time, append the events and the new state and
+NOTIFY in one statement guarded by the auction's ``seq``. A bid reads without a lock and its
+write applies only if nothing changed since, so PostgreSQL's row lock decides every bid while
+being held for one statement. The HTTP API and the websocket both call ``place_bid``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from listings import disposals, model as lmodel, services as lservices, settleme
 from market import audit
 from market.access import require_role
 from market.config import Settings
-from market.errors import Conflict, RuleViolation
+from market.errors import Conflict, IdempotencyKeyReused, RuleViolation
 from market.parties import Actor, Role
 from market.tables import orgs
 
@@ -326,44 +327,100 @@ class BidAck:
         }
 
 
+STALE_RETRIES = 200  # reads of a contended auction before a bid gives up (each one a new state)
+
+
+class AuctionBusy(Conflict):
+    code = "auction_busy"
+    title = "The auction changed too often while the bid was being placed; send it again"
+
+
 async def place_bid(
     conn: AsyncConnection,
     actor: Actor,
     auction_id: int,
     amount_fen: int,
     max_fen: int | None = None,
-    *,
-    idempotency: tuple[str, str] | None = None,
 ) -> BidAck:
-    """The bid transaction: lock (with the bidder's registration), validate with the receipt time,
-    append the events, update the auction and NOTIFY — two statements under the row lock.
+    """The bid: read, validate with the database's receipt time, write under a ``seq`` guard.
 
-    ``idempotency`` (scope, key) stores the ack in the same statement (websocket request ids).
+    The read takes no lock; the write (events, new state, NOTIFY) is one statement that applies
+    only if the auction is still as read, so the row lock is held for that statement alone. If
+    another bid, a close or an intervention got there first, the bid is decided again against the
+    new state — it may now be too low, or the auction closed.
 
     Raises:
         DepositRequired: the caller has no registration with a held deposit.
         rules errors: every refusal of the auction rules (bid_too_low, auction_closed, …).
+        AuctionBusy: the auction kept changing under the bid (never under ordinary load).
     """
-    require_role(actor, Role.BUYER)
-    locked, reg = await store.lock_for_bidder(conn, auction_id, actor.org_id)
-    if locked.state.status in rules.TERMINAL:
-        raise rules.AuctionClosed(f"The auction is {locked.state.status}")
-    if reg.r_paddle_no is None or reg.r_deposit_status != "held":
-        raise rules.DepositRequired("Register and hold the deposit before bidding")
-    bid = rules.Bid(
-        bidder_id=actor.org_id,
-        paddle_no=reg.r_paddle_no,
-        amount_fen=amount_fen,
-        deposit_held=True,
-        max_fen=max_fen,
-        priority_rank=reg.r_priority_rank,
-    )
-    new_state, events = rules.place_bid(locked.terms, locked.state, bid, locked.now)
-    feed = store.feed_of(locked, events)
-    ack = _ack(feed, reg.r_paddle_no, amount_fen, new_state, actor.org_id)
-    stored = (idempotency[0], idempotency[1], _canonical(ack.to_dict())) if idempotency else None
-    await store.append(conn, locked, new_state, events, idempotency=stored)
+    ack = await _place(conn, actor, auction_id, amount_fen, max_fen, None)
+    assert isinstance(ack, BidAck)
     return ack
+
+
+async def place_bid_once(
+    conn: AsyncConnection,
+    actor: Actor,
+    auction_id: int,
+    amount_fen: int,
+    max_fen: int | None,
+    request: tuple[str, str, str],
+) -> dict[str, Any]:
+    """``place_bid`` idempotent by ``request`` (scope, key, hash of the bid): the first answer is
+    stored in the same statement as the bid; a repeat gets it back and places nothing.
+
+    Raises:
+        IdempotencyKeyReused: the key was used for a different bid.
+        and everything ``place_bid`` raises.
+    """
+    result = await _place(conn, actor, auction_id, amount_fen, max_fen, request)
+    return result.to_dict() if isinstance(result, BidAck) else result
+
+
+async def _place(
+    conn: AsyncConnection,
+    actor: Actor,
+    auction_id: int,
+    amount_fen: int,
+    max_fen: int | None,
+    request: tuple[str, str, str] | None,
+) -> BidAck | dict[str, Any]:
+    require_role(actor, Role.BUYER)
+    for _ in range(STALE_RETRIES):
+        snap, reg = await store.read_for_bidder(
+            conn, auction_id, actor.org_id, request[:2] if request else None
+        )
+        if request is not None and reg.k_hash is not None:
+            if reg.k_hash != request[2]:
+                raise IdempotencyKeyReused("This request_id was used for a different bid")
+            return _canonical(reg.k_response)
+        if snap.state.status in rules.TERMINAL:
+            raise rules.AuctionClosed(f"The auction is {snap.state.status}")
+        if reg.r_paddle_no is None or reg.r_deposit_status != "held":
+            raise rules.DepositRequired("Register and hold the deposit before bidding")
+        bid = rules.Bid(
+            bidder_id=actor.org_id,
+            paddle_no=reg.r_paddle_no,
+            amount_fen=amount_fen,
+            deposit_held=True,
+            max_fen=max_fen,
+            priority_rank=reg.r_priority_rank,
+        )
+        new_state, events = rules.place_bid(snap.terms, snap.state, bid, snap.now)
+        feed = store.feed_of(snap, events)
+        ack = _ack(feed, reg.r_paddle_no, amount_fen, new_state, actor.org_id)
+        stored = (*request, _canonical(ack.to_dict())) if request else None
+        try:
+            await store.append(conn, snap, new_state, events, idempotency=stored)
+        except store.Stale:
+            continue
+        except IntegrityError:
+            if request is None:
+                raise
+            continue  # the same request won a race on another socket: its stored answer is read next
+        return ack
+    raise AuctionBusy(f"Auction {auction_id} changed {STALE_RETRIES} times while the bid was decided")
 
 
 def _canonical(value: dict[str, Any]) -> dict[str, Any]:

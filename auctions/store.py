@@ -104,6 +104,44 @@ async def lock_for_bidder(conn: AsyncConnection, auction_id: int, org_id: int) -
     return decode(row, row.db_now), row
 
 
+_READ_FOR_BIDDER = text(
+    """
+    SELECT a.*, clock_timestamp() AS db_now, r.paddle_no AS r_paddle_no,
+           r.deposit_status AS r_deposit_status, r.priority_rank AS r_priority_rank,
+           k.request_hash AS k_hash, k.response AS k_response
+    FROM auctions a
+    LEFT JOIN auction_registrations r ON r.auction_id = a.id AND r.bidder_org_id = :org
+    LEFT JOIN idempotency_keys k ON k.scope = :iscope AND k.key = :ikey
+    WHERE a.id = :aid
+    """
+)
+
+
+async def read_for_bidder(
+    conn: AsyncConnection, auction_id: int, org_id: int, idempotency: tuple[str, str] | None = None
+) -> tuple[Locked, Row[Any]]:
+    """Read the auction, the bidder's registration and a stored answer to ``idempotency`` (scope,
+    key) in one round trip, WITHOUT a lock; ``now`` is the database clock at the read.
+
+    A write based on this read goes through ``append``, whose ``seq`` guard refuses it (``Stale``)
+    if anything changed the auction since: the lock is held only inside that one statement.
+
+    Raises:
+        AuctionNotFound: no such auction.
+    """
+    scope, key = idempotency or ("", "")
+    row = (
+        await conn.execute(_READ_FOR_BIDDER, {"aid": auction_id, "org": org_id, "iscope": scope, "ikey": key})
+    ).first()
+    if row is None:
+        raise AuctionNotFound(f"No auction {auction_id}")
+    return decode(row, row.db_now), row
+
+
+class Stale(Exception):
+    """The auction changed between the read and the guarded write: read again."""
+
+
 async def lock(conn: AsyncConnection, auction_id: int) -> Locked:
     """``SELECT … FOR UPDATE`` the auction; ``now`` is the transaction's start (the receipt time).
 
@@ -147,23 +185,26 @@ def public_event(event: ev.Event, seq: int) -> dict[str, Any]:
 
 _APPEND = text(
     """
-    WITH ev AS (
+    WITH up AS (
+        UPDATE auctions SET state = CAST(:state AS jsonb), status = :status, ends_at = :ends_at, seq = :seq,
+            closed_at = :closed_at
+        WHERE id = :aid AND seq = :prev_seq RETURNING id
+    ), ev AS (
         INSERT INTO auction_events (auction_id, seq, type, at, record, public, bidder_org_id, amount_fen)
-        SELECT :aid, x.seq, x.type, x.at, x.record, x.public, x.bidder_org_id, x.amount_fen
-        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+        SELECT up.id, x.seq, x.type, x.at, x.record, x.public, x.bidder_org_id, x.amount_fen
+        FROM up, jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
             seq bigint, type text, at timestamptz, record jsonb, public jsonb, bidder_org_id bigint,
             amount_fen bigint)
         RETURNING 1
-    ), up AS (
-        UPDATE auctions SET state = CAST(:state AS jsonb), status = :status, ends_at = :ends_at, seq = :seq,
-            closed_at = :closed_at
-        WHERE id = :aid RETURNING 1
     ), idem AS (
-        UPDATE idempotency_keys SET status_code = 201, response = CAST(:response AS jsonb)
-        WHERE scope = :iscope AND key = :ikey RETURNING 1
+        INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)
+        SELECT CAST(:iscope AS text), CAST(:ikey AS text), CAST(:ihash AS text), 201, CAST(:response AS jsonb)
+        FROM up WHERE CAST(:iscope AS text) <> ''
+        RETURNING 1
     )
     SELECT pg_notify(:channel, :payload), (SELECT count(*) FROM ev) AS n_events,
-           (SELECT count(*) FROM up) AS n_rows
+           (SELECT count(*) FROM idem) AS n_idem
+    FROM up
     """
 )
 
@@ -179,12 +220,17 @@ async def append(
     new_state: rules.AuctionState,
     events: Sequence[ev.Event],
     *,
-    idempotency: tuple[str, str, dict[str, Any]] | None = None,
+    idempotency: tuple[str, str, str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Store the events and the new state and NOTIFY (delivered at COMMIT) in ONE round trip.
 
-    ``idempotency`` (scope, key, response) records the answer of a websocket request in the same
+    Guarded by ``seq``: the write applies only if the auction is still at ``locked.state.seq``
+    (always true under ``lock``; after ``read_for_bidder`` it may not be). ``idempotency``
+    (scope, key, request hash, response) records the answer of a websocket request in the same
     statement. Returns the feed shapes.
+
+    Raises:
+        Stale: the auction moved on since it was read; nothing was written.
     """
     if not events:
         return []
@@ -203,12 +249,14 @@ async def append(
                 "amount_fen": record.get("amount_fen"),
             }
         )
-    scope, key, response = idempotency or ("", "", None)
+    scope, key, digest, response = idempotency or ("", "", "", None)
     result = (
         await conn.execute(
             _APPEND,
             {
                 "aid": locked.id,
+                "prev_seq": locked.state.seq,
+                "ihash": digest,
                 "rows": _json(rows),
                 "state": _json(rules.state_to_dict(new_state)),
                 "status": new_state.status,
@@ -222,8 +270,10 @@ async def append(
                 "payload": _payload(locked.id, feed),
             },
         )
-    ).one()
-    assert result.n_events == len(rows) and result.n_rows == 1, "auction append did not apply"
+    ).first()
+    if result is None:
+        raise Stale(f"auction {locked.id} moved past seq {locked.state.seq}")
+    assert result.n_events == len(rows) and result.n_idem == (1 if scope else 0), "append did not apply"
     return feed
 
 

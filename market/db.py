@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 metadata = MetaData(
@@ -34,15 +34,29 @@ RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
-    """An asyncpg engine with timezone UTC and a health-checked pool."""
-    return create_async_engine(
+    """An asyncpg engine with timezone UTC and a health-checked pool.
+
+    The health check costs no round trip: SQLAlchemy's ``pool_pre_ping`` on asyncpg is three
+    (BEGIN, ``;``, ROLLBACK) before every transaction, more than a whole bid. A connection whose
+    socket the server closed (a restart, a terminated backend) is known to asyncpg as closed and
+    is replaced at checkout; one that breaks in use fails its statement with
+    ``connection_invalidated``, which ``run_in_transaction`` and ``run_autocommit`` retry.
+    """
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "market"}},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    driver = getattr(record, "driver_connection", None)
+    if driver is None or driver.is_closed():
+        raise DisconnectionError("connection closed by the server")  # the pool replaces it
 
 
 @asynccontextmanager
@@ -70,14 +84,49 @@ async def run_in_transaction(
 ) -> T:
     """Run ``work`` in its own transaction, retrying serialization failures and deadlocks."""
     for attempt in range(attempts):
+        committing = False
         try:
             async with engine.begin() as conn:
-                return await work(conn)
+                result = await work(conn)
+                committing = True  # a connection lost from here on may have committed: not retried
+            return result
         except DBAPIError as exc:
-            if sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == attempts - 1:
+            if not retryable(exc, committing=committing) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(random.uniform(0, 0.005 * (2**attempt)))
     raise AssertionError("unreachable")
+
+
+async def run_autocommit(
+    engine: AsyncEngine,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    *,
+    attempts: int = 8,
+) -> T:
+    """Run ``work`` with every statement its own transaction (no BEGIN/COMMIT round trips).
+
+    For work whose every write is one self-contained statement that a retry recognises as done
+    (the websocket bid: one guarded CTE that also stores its request id). Serialization failures,
+    deadlocks and broken connections are retried.
+    """
+    for attempt in range(attempts):
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await work(conn)
+        except DBAPIError as exc:
+            if not retryable(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(random.uniform(0, 0.005 * (2**attempt)))
+    raise AssertionError("unreachable")
+
+
+def retryable(exc: DBAPIError, *, committing: bool = False) -> bool:
+    """A serialization failure or a deadlock (nothing was committed), or a connection that broke
+    before the COMMIT was sent."""
+    if sqlstate(exc) in RETRYABLE_SQLSTATES:
+        return True
+    return bool(exc.connection_invalidated) and not committing
 
 
 async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:

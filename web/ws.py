@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auctions import events as ev, hub as hubmod, services, store
 from market import identity
-from market.db import run_in_transaction, transaction
+from market.db import run_autocommit, transaction
 from market.errors import MarketError
 from market.metrics import BID_LATENCY, BIDS, WS_CONNECTIONS
 from market.parties import Actor
@@ -251,7 +251,7 @@ async def _bid(ws: WebSocket, actor: Actor, auction_id: int, message: dict[str, 
         return _error(request_id, "not_integer_fen", "amount_fen and max_fen are positive integers in fen")
     started = time.perf_counter()
     try:
-        ack = await run_in_transaction(
+        ack = await run_autocommit(  # two round trips: the read, and the guarded write that commits
             ws.app.state.engine, lambda conn: _bid_once(conn, actor, auction_id, request_id, amount, max_fen)
         )
     except MarketError as exc:
@@ -273,31 +273,9 @@ async def _bid_once(
     """One bid, idempotent by ``request_id``: a repeat returns the first ack and places nothing."""
     scope, key = f"wsbid:{actor.org_id}", f"{auction_id}:{request_id}"
     digest = hashlib.sha256(json.dumps([auction_id, amount, max_fen]).encode()).hexdigest()
-    claimed = (
-        await conn.execute(
-            text(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response) "
-                "VALUES (:s, :k, :h, 0, 'null'::jsonb) ON CONFLICT DO NOTHING RETURNING 1"
-            ),
-            {"s": scope, "k": key, "h": digest},
-        )
-    ).first()
-    if claimed is None:
-        row = (
-            await conn.execute(
-                text("SELECT request_hash, response FROM idempotency_keys WHERE scope = :s AND key = :k"),
-                {"s": scope, "k": key},
-            )
-        ).one()
-        if row.request_hash != digest:
-            from market.errors import IdempotencyKeyReused
-
-            raise IdempotencyKeyReused("This request_id was used for a different bid")
-        response: dict[str, Any] = canonical_order(row.response)
-        return response
-    result = await services.place_bid(conn, actor, auction_id, amount, max_fen, idempotency=(scope, key))
-    ack: dict[str, Any] = canonical_order(result.to_dict())
-    return ack
+    ack = await services.place_bid_once(conn, actor, auction_id, amount, max_fen, (scope, key, digest))
+    response: dict[str, Any] = canonical_order(ack)
+    return response
 
 
 class Registry:
