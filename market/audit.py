@@ -1,9 +1,10 @@
 """The audit trail: an append-only, hash-chained record of every state-changing action.
 
 Each entry's ``hash`` is SHA-256 over the previous entry's hash and the entry's own
-canonical JSON (who, what, which object, before/after, when). Writers serialize on a
-transaction-scoped advisory lock, and a trigger refuses any entry that does not extend
-the chain by exactly one, so concurrent writers can never fork it or leave a gap. The
+canonical JSON (who, what, which object, before/after, when). A transaction's entries are
+chained and written just before its COMMIT, under a transaction-scoped advisory lock, and a
+trigger refuses any entry that does not extend the chain by exactly one, so concurrent
+writers can never fork it or leave a gap — and they wait for each other only at the end. The
 database refuses UPDATE, DELETE and TRUNCATE on the table (migration 0001).
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, Engine, event, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from market.tables import audit_log
@@ -118,6 +119,20 @@ def _recompute(e: AuditEntry) -> str:
     )
 
 
+PENDING = "audit_pending"  # key in the DBAPI connection's ``info``: entries of the open transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    actor_user_id: int | None
+    actor_org_id: int | None
+    action: str
+    entity: str
+    entity_id: str
+    before: Any
+    after: Any
+
+
 async def record(
     conn: AsyncConnection,
     *,
@@ -128,26 +143,111 @@ async def record(
     entity_id: object,
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
-) -> AuditEntry:
-    """Append one entry inside the caller's transaction (it commits or rolls back with it)."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
-    last = (await conn.execute(text("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"))).first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    at = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
-    fields = {
-        "seq": seq,
-        "at": at,
-        "actor_user_id": actor_user_id,
-        "actor_org_id": actor_org_id,
-        "action": action,
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "before": jsonable(dict(before)) if before is not None else None,
-        "after": jsonable(dict(after)) if after is not None else None,
-    }
-    digest = entry_hash(prev_hash, **fields)
-    await conn.execute(audit_log.insert().values(**fields, prev_hash=prev_hash, hash=digest))
-    return AuditEntry(**fields, prev_hash=prev_hash, hash=digest)
+) -> None:
+    """Add one entry to the caller's transaction: it is chained and written just before COMMIT
+    (``install`` hooks the engine), so it commits or rolls back with the transaction — and a
+    savepoint rolled back takes its entries with it.
+
+    Writers serialize on the chain only for those last statements, not for their whole
+    transaction; ``flush`` writes the entries so far (to read them back in the same transaction).
+    """
+    if not conn.in_transaction() or not getattr(conn.sync_engine, INSTALLED, False):
+        raise RuntimeError("audit.record needs a transaction on an engine with audit.install")
+    entry = Pending(
+        actor_user_id,
+        actor_org_id,
+        action,
+        entity,
+        str(entity_id),
+        jsonable(dict(before)) if before is not None else None,
+        jsonable(dict(after)) if after is not None else None,
+    )
+    conn.sync_connection.info.setdefault(PENDING, []).append(entry)  # type: ignore[union-attr]
+
+
+async def flush(conn: AsyncConnection) -> list[AuditEntry]:
+    """Chain and write the transaction's pending entries now; returns them."""
+    return await conn.run_sync(_flush)
+
+
+def _flush(sync_conn: Connection) -> list[AuditEntry]:
+    pending: list[Pending] = sync_conn.info.pop(PENDING, None) or []
+    if not pending:
+        return []
+    # the lock first, in its own statement: a statement's snapshot predates a lock it waits for
+    sync_conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+    last = sync_conn.execute(
+        text(
+            "SELECT l.seq, l.hash, clock_timestamp() AS at FROM (SELECT 1) one "
+            "LEFT JOIN LATERAL (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) l ON true"
+        )
+    ).one()
+    seq, prev_hash, at = (last.seq or 0) + 1, last.hash or GENESIS, last.at
+    written = []
+    for p in pending:
+        fields = {
+            "seq": seq,
+            "at": at,
+            "actor_user_id": p.actor_user_id,
+            "actor_org_id": p.actor_org_id,
+            "action": p.action,
+            "entity": p.entity,
+            "entity_id": p.entity_id,
+            "before": p.before,
+            "after": p.after,
+        }
+        digest = entry_hash(prev_hash, **fields)
+        written.append(AuditEntry(**fields, prev_hash=prev_hash, hash=digest))
+        seq, prev_hash = seq + 1, digest
+    sync_conn.execute(audit_log.insert(), [{**vars_of(e)} for e in written])
+    return written
+
+
+def vars_of(e: AuditEntry) -> dict[str, Any]:
+    return {k: getattr(e, k) for k in AuditEntry.__slots__}
+
+
+INSTALLED = "_market_audit_installed"
+MARKS = "audit_marks"  # per open savepoint: how many entries were pending when it began
+
+
+def install(engine: Engine) -> None:
+    """Write pending entries at COMMIT; forget them at ROLLBACK (or a savepoint's rollback)."""
+    setattr(engine, INSTALLED, True)
+    event.listen(engine, "begin", _on_rollback)  # nothing survives from a previous transaction
+    event.listen(engine, "commit", _on_commit)
+    event.listen(engine, "rollback", _on_rollback)
+    event.listen(engine, "savepoint", _on_savepoint)
+    event.listen(engine, "release_savepoint", _on_release_savepoint)
+    event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
+
+
+def _on_commit(sync_conn: Connection) -> None:
+    if sync_conn.info.get(PENDING):
+        _flush(sync_conn)
+
+
+def _on_rollback(sync_conn: Connection) -> None:
+    sync_conn.info.pop(PENDING, None)
+    sync_conn.info.pop(MARKS, None)
+
+
+def _on_savepoint(sync_conn: Connection, name: str | None) -> None:
+    # savepoints nest last-in first-out; the event's name may not be generated yet
+    sync_conn.info.setdefault(MARKS, []).append(len(sync_conn.info.get(PENDING) or []))
+
+
+def _on_release_savepoint(sync_conn: Connection, name: str, context: object) -> None:
+    if sync_conn.info.get(MARKS):
+        sync_conn.info[MARKS].pop()
+
+
+def _on_rollback_savepoint(sync_conn: Connection, name: str, context: object) -> None:
+    if not sync_conn.info.get(MARKS):
+        return
+    mark = sync_conn.info[MARKS].pop()
+    if sync_conn.info.get(PENDING):
+        del sync_conn.info[PENDING][mark:]
 
 
 def _row_to_entry(row: Any) -> AuditEntry:
@@ -164,7 +264,8 @@ async def entries(
     limit: int = 100,
     before_seq: int | None = None,
 ) -> list[AuditEntry]:
-    """Newest-first page of entries, filtered by object and/or actor."""
+    """Newest-first page of entries, filtered by object and/or actor (this transaction's included)."""
+    await flush(conn)
     q = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
     if entity:
         q = q.where(audit_log.c.entity == entity)
@@ -179,6 +280,7 @@ async def entries(
 
 async def verify(conn: AsyncConnection, table: str = "audit_log", batch: int = 5000) -> ChainReport:
     """Verify the whole chain stored in ``table`` (``audit_log`` or a copy of it)."""
+    await flush(conn)
     if table != "audit_log" and not table.replace("_", "").isalnum():
         raise ValueError("bad table name")
 

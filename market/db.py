@@ -50,6 +50,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "market"}},
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    from market import audit  # audit's tables import this module's metadata
+
+    audit.install(engine.sync_engine)
     return engine
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import secrets
 import time
@@ -538,7 +539,7 @@ def merge_sends(reports: Iterable[dict[str, Any]]) -> dict[str, float]:
 
 
 async def run_hot(ctx: Ctx) -> Result:
-    levels = ctx.size([1, 4], [1, 4, 16, 64])
+    levels = ctx.size([1, 4], [int(x) for x in os.environ.get("BENCH_HOT_LEVELS", "1,4,16,64").split(",")])
     duration = ctx.size(1.0, 8.0)
     max_bids = ctx.size(2_000, 100_000)
     seeder = ctx.seeder

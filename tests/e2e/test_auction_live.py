@@ -229,7 +229,8 @@ async def test_bids_racing_the_close(
 
 async def _race_batch(http_a: httpx.AsyncClient, engine: AsyncEngine, n: int, outcomes: list[Any]) -> None:
     setups = await asyncio.gather(
-        *(auction_with_buyers(http_a, engine, buyers=1, seconds=35) for _ in range(n))
+        # 40 set up at once: an auction's POST may wait seconds behind the others, so it opens later
+        *(auction_with_buyers(http_a, engine, buyers=1, seconds=30, opens_in=5) for _ in range(n))
     )
 
     async def race(s: Any) -> None:

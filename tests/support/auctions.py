@@ -52,8 +52,10 @@ async def published_listing(client: httpx.AsyncClient, bank: Party, **asset_over
     return int(listing.json()["id"])
 
 
-def terms(listing_id: int, *, seconds: float = 3.0, start: int = START, **over: Any) -> dict[str, Any]:
-    now = datetime.now(UTC) + timedelta(seconds=OPENS_IN)
+def terms(
+    listing_id: int, *, seconds: float = 3.0, start: int = START, opens_in: float = OPENS_IN, **over: Any
+) -> dict[str, Any]:
+    now = datetime.now(UTC) + timedelta(seconds=opens_in)
     body: dict[str, Any] = {
         "listing_id": listing_id,
         "start_price_fen": start,
@@ -68,12 +70,20 @@ def terms(listing_id: int, *, seconds: float = 3.0, start: int = START, **over: 
 
 
 async def auction_with_buyers(
-    client: httpx.AsyncClient, engine: AsyncEngine, buyers: int = 2, *, seconds: float = 3.0, **over: Any
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    buyers: int = 2,
+    *,
+    seconds: float = 3.0,
+    opens_in: float = OPENS_IN,
+    **over: Any,
 ) -> Setup:
     bank = await make_party(engine, client, Role.BANK)
     listing_id = await published_listing(client, bank)
     r = await client.post(
-        "/api/v1/auctions", headers=bank.headers, json=terms(listing_id, seconds=seconds, **over)
+        "/api/v1/auctions",
+        headers=bank.headers,
+        json=terms(listing_id, seconds=seconds, opens_in=opens_in, **over),
     )
     assert r.status_code == 201, r.text
     setup = Setup(bank, listing_id, r.json())
