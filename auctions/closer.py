@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auctions import services
-from auctions.tables import auctions
 from listings import offers
 from market.config import Settings
 from market.db import run_in_transaction
@@ -35,20 +33,18 @@ async def close_one(engine: AsyncEngine, grace: timedelta, settings: Settings) -
         ids = await services.due_auction_ids(conn, grace, 1)
         if not ids:
             return None
-        ends_at, now = (
-            await conn.execute(select(auctions.c.ends_at, func.now()).where(auctions.c.id == ids[0]))
-        ).one()
         result = await services.close_auction(conn, ids[0], settings)
         if result.outcome in ("closed", "failed"):
-            _observe(result, ends_at, now)
+            _observe(result)
         return result
 
     return await run_in_transaction(engine, work)
 
 
-def _observe(result: services.CloseResult, ends_at: datetime, now: datetime) -> None:
+def _observe(result: services.CloseResult) -> None:
     AUCTIONS_CLOSED.labels(result.outcome).inc()
-    CLOSER_LAG.observe(max(0.0, (now - ends_at).total_seconds()))
+    if result.lag_seconds is not None:
+        CLOSER_LAG.observe(result.lag_seconds)
 
 
 async def run(engine: AsyncEngine, stop: asyncio.Event, settings: Settings, *, interval: float = 0.2) -> None:

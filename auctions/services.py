@@ -10,7 +10,7 @@ being held for one statement. The HTTP API and the websocket both call ``place_b
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -296,13 +296,15 @@ async def settle_round(
     q = select(auction_registrations).where(
         auction_registrations.c.auction_id == locked.id, auction_registrations.c.deposit_status == "held"
     )
-    for reg in (await conn.execute(q.with_for_update())).all():
-        if reg.bidder_org_id not in still_held:
-            await conn.execute(
-                update(auction_registrations)
-                .where(auction_registrations.c.id == reg.id)
-                .values(deposit_status="released", resolved_at=func.now())
-            )
+    released = [
+        r.id for r in (await conn.execute(q.with_for_update())).all() if r.bidder_org_id not in still_held
+    ]
+    if released:
+        await conn.execute(
+            update(auction_registrations)
+            .where(auction_registrations.c.id.in_(released))
+            .values(deposit_status="released", resolved_at=func.now())
+        )
 
 
 # --------------------------------------------------------------------------- bids
@@ -450,6 +452,7 @@ class CloseResult:
     auction_id: int
     outcome: str  # closed | failed | not_due | already
     disposal_id: int | None = None
+    lag_seconds: float | None = None  # closed or failed this long after the end
 
 
 async def close_auction(conn: AsyncConnection, auction_id: int, settings: Settings) -> CloseResult:
@@ -463,10 +466,11 @@ async def close_auction(conn: AsyncConnection, auction_id: int, settings: Settin
         return CloseResult(auction_id, "already")
     await store.append(conn, locked, new_state, events)
     outcome = events[-1]
+    lag = max(0.0, (locked.now - locked.state.ends_at).total_seconds())
     if isinstance(outcome, ev.Closed):
-        return await _sold(conn, locked, outcome, settings)
+        return replace(await _sold(conn, locked, outcome, settings), lag_seconds=lag)
     await _failed(conn, locked, outcome, settings)
-    return CloseResult(auction_id, "failed")
+    return CloseResult(auction_id, "failed", lag_seconds=lag)
 
 
 async def _sold(

@@ -63,6 +63,7 @@ class Scope:
     listing: Row[Any]
     claim_rows: list[Row[Any]]
     asset_rows: list[Row[Any]]
+    pledge_rows: list[Row[Any]]
 
     @property
     def lot(self) -> engine.Lot:
@@ -87,7 +88,7 @@ async def scope(conn: AsyncConnection, listing_id: int, settings: Settings, *, l
         lots={lot_id(listing_id): _lot(listing, asset_rows, settings)},
         pools=pools,
     )
-    return Scope(disposal, listing, claim_rows, asset_rows)
+    return Scope(disposal, listing, claim_rows, asset_rows, list(pledge_rows))
 
 
 def _claim(row: Row[Any], pools: dict[str, engine.Pool]) -> engine.Claim:
@@ -178,6 +179,11 @@ def state_from_json(data: dict[str, Any]) -> engine.LotState:
 
 
 async def lock_lot(conn: AsyncConnection, listing_id: int) -> Row[Any]:
+    """Lock the lot's settlement row, creating it on first use."""
+    locking = select(settlement_lots).where(settlement_lots.c.listing_id == listing_id).with_for_update()
+    found: Row[Any] | None = (await conn.execute(locking)).first()
+    if found is not None:
+        return found
     if await store.find_listing_row(conn, listing_id) is None:  # not a foreign-key error (500)
         raise store.ListingNotFound(f"No listing {listing_id}")
     await conn.execute(
@@ -244,19 +250,29 @@ def _ceilings(sc: Scope) -> dict[str, int]:
     }
 
 
-async def apply(conn: AsyncConnection, listing_id: int, event: dict[str, Any], settings: Settings) -> Result:
+async def apply(
+    conn: AsyncConnection,
+    listing_id: int,
+    event: dict[str, Any],
+    settings: Settings,
+    *,
+    prepared: tuple[Row[Any], Scope] | None = None,
+) -> Result:
     """Apply one settlement event to the lot, exactly once per event id.
+
+    ``prepared`` is the caller's ``lock_lot`` row and locked ``scope`` of this lot, taken in this
+    transaction in that order (lot, then claims), so they are not read twice.
 
     Raises:
         IdempotencyKeyReused: the id was used for a different event.
         MarketError: every refusal of the engine (wrong_amount, hold_exists, bidder_barred, finalized, …).
     """
     key = engine.event_id(event)
-    lot_row = await lock_lot(conn, listing_id)
+    lot_row = prepared[0] if prepared else await lock_lot(conn, listing_id)
     existing = await ledger_store.find_entry(conn, key)
     if existing is not None:
         return _replay(existing, event, lot_row)
-    sc = await scope(conn, listing_id, settings)
+    sc = prepared[1] if prepared else await scope(conn, listing_id, settings)
     state = engine.make_state(
         await _balances(conn, sc), {sc.lot.id: state_from_json(lot_row.state)}, lot_row.state.get("shortfall")
     )
@@ -450,9 +466,9 @@ async def _sale_receipt(
 ) -> ReceiptResult:
     if disposal.stage != "awaiting_payment":
         raise WrongStage(f"The disposal is {disposal.stage}; the balance was already received or forfeited")
-    sc = await scope(conn, disposal.listing_id, settings, lock=False)
-    state = await lot_state(conn, disposal.listing_id)
-    due = engine.balance_due_fen(sc.lot, state)
+    lot_row = await lock_lot(conn, disposal.listing_id)  # lot, then claims: the order apply uses
+    sc = await scope(conn, disposal.listing_id, settings)
+    due = engine.balance_due_fen(sc.lot, state_from_json(lot_row.state))
     if content["amount_fen"] != due:
         raise engine.WrongAmount(f"The balance due is {due} fen", due_fen=due)
     if needs_registry(sc.asset_rows):
@@ -471,8 +487,8 @@ async def _sale_receipt(
         await _audit(conn, actor, "disposal.receipt", disposal.id, {"amount_fen": due, "escrow": True})
         return ReceiptResult(entry.key, False, "in_escrow", await entry_postings(conn, entry.id))
     event = {**content, "type": "pay", "lot": lot_id(disposal.listing_id)}
-    result = await apply(conn, disposal.listing_id, event, settings)
-    await _completed(conn, actor, disposal)
+    result = await apply(conn, disposal.listing_id, event, settings, prepared=(lot_row, sc))
+    await _completed(conn, actor, disposal, sc=sc)
     return ReceiptResult(result.key, result.duplicate, "settled", result.postings)
 
 
@@ -510,10 +526,16 @@ async def record_transfer(
     return await lock_disposal(conn, disposal_id)
 
 
-async def _completed(conn: AsyncConnection, actor: Actor | None, disposal: Row[Any], **extra: Any) -> None:
+async def _completed(
+    conn: AsyncConnection, actor: Actor | None, disposal: Row[Any], *, sc: Scope | None = None, **extra: Any
+) -> None:
     """Settled: the bank gets a pledge-cancellation task for every pledge on the sold assets (rule 30)."""
     await _set_stage(conn, disposal.id, "settled", **extra)
-    asset_rows = await store.listing_asset_rows(conn, disposal.listing_id)
+    if sc is not None:  # read in this transaction already
+        asset_rows, pledge_rows = sc.asset_rows, sc.pledge_rows
+    else:
+        asset_rows = await store.listing_asset_rows(conn, disposal.listing_id)
+        pledge_rows = list(await store.pledges_of_assets(conn, [a.id for a in asset_rows]))
     rows = [
         {
             "bank_org_id": disposal.bank_org_id,
@@ -521,7 +543,7 @@ async def _completed(conn: AsyncConnection, actor: Actor | None, disposal: Row[A
             "asset_id": p.asset_id,
             "claim_id": p.claim_id,
         }
-        for p in await store.pledges_of_assets(conn, [a.id for a in asset_rows])
+        for p in pledge_rows
     ]
     if rows:
         await conn.execute(pg_insert(pledge_tasks).values(rows).on_conflict_do_nothing())
