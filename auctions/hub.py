@@ -29,24 +29,58 @@ QUEUE_LIMIT = 2000
 
 
 class Watcher:
-    """One websocket's subscription: a bounded queue of encoded frames, in ``seq`` order."""
+    """One websocket's subscription: a bounded queue of encoded frames, in ``seq`` order.
+
+    Once the socket has caught up (snapshot, replay and queue sent), its handler may hand the
+    watcher a ``writer``: the hub then writes each event's websocket frame — built once for all
+    watchers — straight to the socket's transport, with no task wakeup per watcher. A writer that
+    cannot take a frame (socket closing, or more than its buffer limit unsent: a slow consumer)
+    drops the watcher, and the socket is closed with "reconnect with since".
+    """
 
     def __init__(self, auction_id: int, limit: int = QUEUE_LIMIT) -> None:
         self.auction_id = auction_id
         self.queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(limit)
         self.dropped = False
+        self.writer: Callable[[bytes], bool] | None = None
+        self.sent_seq = 0  # with a writer: the last seq on the wire (the snapshot's, at first)
 
-    def offer(self, seq: int, frame: str) -> None:
+    def offer(self, seq: int, frame: str, wire: Callable[[], bytes] | None = None) -> None:
         if self.dropped:
+            return
+        if self.writer is not None and wire is not None:
+            if seq <= self.sent_seq:
+                return  # covered by the snapshot or the replay
+            if self.writer(wire()):
+                self.sent_seq = seq
+                return
+            self._drop()
             return
         try:
             self.queue.put_nowait((seq, frame))
         except asyncio.QueueFull:
-            self.dropped = True
-            WS_DROPPED.inc()
-            with contextlib.suppress(asyncio.QueueFull):
+            self._drop()
+
+    def _drop(self) -> None:
+        self.dropped = True
+        self.writer = None
+        WS_DROPPED.inc()
+        with contextlib.suppress(asyncio.QueueFull):
+            if self.queue.full():
                 self.queue.get_nowait()
-                self.queue.put_nowait(None)  # wake the sender so it can close the socket
+            self.queue.put_nowait(None)  # wake the sender so it can close the socket
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, uncompressed, final websocket text frame (RFC 6455 5.2) — what a server sends."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
 
 
 def encode(event: dict[str, Any]) -> str:
@@ -172,8 +206,15 @@ class Hub:
             return
         self.last_seq[auction_id] = seq
         frame = encode(event)  # encoded once, the same string for every watcher
+        wire: list[bytes] = []
+
+        def framed() -> bytes:  # and framed once, for every watcher written to directly
+            if not wire:
+                wire.append(text_frame(frame.encode()))
+            return wire[0]
+
         for watcher in tuple(self.watchers.get(auction_id, ())):
-            watcher.offer(seq, frame)
+            watcher.offer(seq, frame, framed)
 
     # ----------------------------------------------------------------- watchers
 

@@ -44,7 +44,7 @@ from web import (  # the api_* modules register their operations
 )
 from web.api import api
 from web.errors import EXCEPTION_HANDLERS
-from web.middleware import Metrics, SecurityHeaders
+from web.middleware import Metrics, SecurityHeaders, WsProtocol
 from web.openapi import document
 
 log = logging.getLogger("web")
@@ -143,7 +143,7 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Metrics), Middleware(SecurityHeaders)],
+        middleware=[Middleware(WsProtocol), Middleware(Metrics), Middleware(SecurityHeaders)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

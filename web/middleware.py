@@ -73,3 +73,24 @@ class Metrics:
             )
             HTTP_REQUESTS.labels(scope["method"], name, str(status[0])).inc()
             HTTP_LATENCY.labels(scope["method"], name).observe(time.perf_counter() - start)
+
+
+WS_PROTOCOL = "market.ws_protocol"
+
+
+class WsProtocol:
+    """Put uvicorn's sans-I/O websocket protocol object in the scope of a websocket connection,
+    so the hub can write event frames straight to its transport (``web.ws._direct_writer``).
+
+    Found only when ``send`` is that protocol's own bound method (no wrapper in between);
+    otherwise, and under any other server, events go through the ASGI ``send`` as usual."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            proto = getattr(send, "__self__", None)
+            if type(proto).__name__ == "WebSocketsSansIOProtocol":
+                scope[WS_PROTOCOL] = proto
+        await self.app(scope, receive, send)

@@ -15,11 +15,13 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.protocol import State
 
 from auctions import events as ev, hub as hubmod, services, store
 from market import identity
@@ -29,6 +31,7 @@ from market.metrics import BID_LATENCY, BIDS, WS_CONNECTIONS
 from market.parties import Actor
 from web import auth
 from web.api import canonical_order
+from web.middleware import WS_PROTOCOL
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN = 1013
@@ -173,7 +176,10 @@ async def _run(
 
 
 async def _send_live(ws: WebSocket, watcher: hubmod.Watcher, last: list[int]) -> None:
+    writer = _direct_writer(ws)
     while True:
+        if writer is not None and watcher.queue.empty() and not watcher.dropped:
+            watcher.sent_seq, watcher.writer = last[0], writer  # caught up: the hub writes from now on
         item = await watcher.queue.get()
         if item is None or watcher.dropped:
             with contextlib.suppress(Exception):
@@ -184,6 +190,31 @@ async def _send_live(ws: WebSocket, watcher: hubmod.Watcher, last: list[int]) ->
             continue  # already sent from the snapshot or the replay
         await ws.send_text(frame)
         last[0] = seq
+
+
+DIRECT_BUFFER_LIMIT = 1 << 20  # unsent bytes on one socket before it counts as a slow consumer
+
+
+def _direct_writer(ws: WebSocket) -> Callable[[bytes], bool] | None:
+    """A function writing whole frames to this socket's transport, when the server is uvicorn's
+    sans-I/O websocket protocol (``web.middleware.WsProtocol`` found it); None otherwise.
+
+    Frames are written whole and in one call each, as uvicorn writes its own, so they never
+    interleave with an ack; nothing is written once a close was sent or the peer is gone."""
+    proto = ws.scope.get(WS_PROTOCOL)
+    transport, conn = getattr(proto, "transport", None), getattr(proto, "conn", None)
+    if proto is None or transport is None or conn is None:
+        return None
+
+    def write(data: bytes) -> bool:
+        if proto.close_sent or conn.state is not State.OPEN or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > DIRECT_BUFFER_LIMIT:
+            return False
+        transport.write(data)
+        return True
+
+    return write
 
 
 async def _receive(ws: WebSocket, actor: Actor, auction_id: int) -> None:
