@@ -80,30 +80,6 @@ class Locked:
     row: Row[Any]
 
 
-_LOCK_FOR_BIDDER = text(
-    """
-    SELECT a.*, now() AS db_now, r.paddle_no AS r_paddle_no, r.deposit_status AS r_deposit_status,
-           r.priority_rank AS r_priority_rank
-    FROM auctions a
-    LEFT JOIN auction_registrations r ON r.auction_id = a.id AND r.bidder_org_id = :org
-    WHERE a.id = :aid
-    FOR UPDATE OF a
-    """
-)
-
-
-async def lock_for_bidder(conn: AsyncConnection, auction_id: int, org_id: int) -> tuple[Locked, Row[Any]]:
-    """Lock the auction and read the bidder's registration in the same round trip.
-
-    Raises:
-        AuctionNotFound: no such auction.
-    """
-    row = (await conn.execute(_LOCK_FOR_BIDDER, {"aid": auction_id, "org": org_id})).first()
-    if row is None:
-        raise AuctionNotFound(f"No auction {auction_id}")
-    return decode(row, row.db_now), row
-
-
 _READ_FOR_BIDDER = text(
     """
     SELECT a.*, clock_timestamp() AS db_now, r.paddle_no AS r_paddle_no,

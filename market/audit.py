@@ -185,26 +185,12 @@ def _flush(sync_conn: Connection) -> list[AuditEntry]:
     seq, prev_hash, at = (last.seq or 0) + 1, last.hash or GENESIS, last.at
     written = []
     for p in pending:
-        fields = {
-            "seq": seq,
-            "at": at,
-            "actor_user_id": p.actor_user_id,
-            "actor_org_id": p.actor_org_id,
-            "action": p.action,
-            "entity": p.entity,
-            "entity_id": p.entity_id,
-            "before": p.before,
-            "after": p.after,
-        }
+        fields = {"seq": seq, "at": at, **{k: getattr(p, k) for k in Pending.__slots__}}
         digest = entry_hash(prev_hash, **fields)
         written.append(AuditEntry(**fields, prev_hash=prev_hash, hash=digest))
         seq, prev_hash = seq + 1, digest
-    sync_conn.execute(audit_log.insert(), [{**vars_of(e)} for e in written])
+    sync_conn.execute(audit_log.insert(), [{k: getattr(e, k) for k in AuditEntry.__slots__} for e in written])
     return written
-
-
-def vars_of(e: AuditEntry) -> dict[str, Any]:
-    return {k: getattr(e, k) for k in AuditEntry.__slots__}
 
 
 INSTALLED = "_market_audit_installed"
