@@ -53,13 +53,15 @@ async def test_five_hundred_auctions_close_exactly_once(
     await asyncio.gather(*(listing(i) for i in range(AUCTIONS)))
     phase1 = time.monotonic() - started
     # phase 2 (auction, registration, bid: 3 of the 7 requests) must end 2 s before the common end
-    # (a later bid would extend it): give it the measured pace of phase 1, twice over, plus 5 s
-    end_second = (datetime.now(UTC) + timedelta(seconds=phase1 * 3 / 4 * 2 + 5)).replace(microsecond=0)
+    # (a later bid would extend it): give it the measured pace of phase 1, twice over, plus 7 s
+    # (2 s of them: the opening lead)
+    end_second = (datetime.now(UTC) + timedelta(seconds=phase1 * 3 / 4 * 2 + 7)).replace(microsecond=0)
 
     async def one(i: int) -> None:
         c, buyer = clients[i % 2], buyers[i % BUYERS]
         async with gate:
-            opens = datetime.now(UTC) + timedelta(seconds=0.3)
+            # a POST may wait behind the other setups before its "opens in the past" check
+            opens = datetime.now(UTC) + timedelta(seconds=2)
             ends = end_second + timedelta(microseconds=(i * 1999) % 1_000_000)
             terms = {
                 "listing_id": listings[i],
@@ -75,7 +77,8 @@ async def test_five_hundred_auctions_close_exactly_once(
             aid = r.json()["id"]
             reg = await c.post(f"/api/v1/auctions/{aid}/registrations", headers=buyer.headers)
             assert reg.status_code == 201, reg.text
-            await asyncio.sleep(max(0.0, (opens - datetime.now(UTC)).total_seconds()))
+        await asyncio.sleep(max(0.0, (opens - datetime.now(UTC)).total_seconds()))  # not holding the gate
+        async with gate:
             bid = await c.post(
                 f"/api/v1/auctions/{aid}/bids", headers=buyer.headers, json={"amount_fen": h.START}
             )
