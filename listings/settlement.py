@@ -15,18 +15,19 @@ refused (``id_reused``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listings import model, store
 from listings.disposals import DisposalNotFound
-from listings.tables import assets, claims, disposals, pledge_tasks, risk_pools, settlement_lots
-from market import audit, ledger_store, settlement as engine
+from listings.tables import disposals, risk_pools, settlement_lots
+from market import audit, ledger_store, pg, settlement as engine
 from market.access import require_role
 from market.config import Settings
 from market.errors import Conflict, IdempotencyKeyReused, NotFound
@@ -60,26 +61,45 @@ class Scope:
     """The engine's view of one lot: fixed facts and the names of every account they touch."""
 
     disposal: engine.Disposal
-    listing: Row[Any]
-    claim_rows: list[Row[Any]]
-    asset_rows: list[Row[Any]]
-    pledge_rows: list[Row[Any]]
+    listing: Any
+    claim_rows: list[Any]
+    asset_rows: list[Any]
+    pledge_rows: list[Any]
 
     @property
     def lot(self) -> engine.Lot:
         return self.disposal.lots[lot_id(self.listing.id)]
 
 
-async def scope(conn: AsyncConnection, listing_id: int, settings: Settings, *, lock: bool = True) -> Scope:
-    """Read the lot's facts; with ``lock`` the claims it pays are locked (id order: no deadlocks)."""
-    listing = await store.find_listing_row(conn, listing_id)
+_ASSETS_OF_LISTING = """
+    SELECT a.* FROM assets a JOIN listing_assets la ON la.asset_id = a.id
+    WHERE la.listing_id = $1 ORDER BY la.position
+"""
+_PLEDGES_OF_ASSETS = "SELECT * FROM pledges WHERE asset_id = ANY($1::bigint[]) ORDER BY asset_id, id"
+_CLAIMS = "SELECT * FROM claims WHERE id = ANY($1::bigint[]) ORDER BY id"
+_FIND_LISTING = "SELECT * FROM listings WHERE id = $1"
+
+
+async def find_listing(conn: AsyncConnection, listing_id: int) -> Any:
+    return await pg.fetchrow(conn, _FIND_LISTING, listing_id)
+
+
+async def scope(
+    conn: AsyncConnection, listing_id: int, settings: Settings, *, lock: bool = True, listing: Any = None
+) -> Scope:
+    """Read the lot's facts; with ``lock`` the claims it pays are locked (id order: no deadlocks).
+
+    ``listing`` is the listing's row if the caller read it in this transaction already.
+    """
+    listing = listing if listing is not None else await find_listing(conn, listing_id)
     if listing is None:
         raise store.ListingNotFound(f"No listing {listing_id}")
-    asset_rows = await store.listing_asset_rows(conn, listing_id)
-    pledge_rows = await store.pledges_of_assets(conn, [a.id for a in asset_rows])
+    asset_rows = await pg.fetch(conn, _ASSETS_OF_LISTING, listing_id)
+    pledge_rows = await pg.fetch(conn, _PLEDGES_OF_ASSETS, [a.id for a in asset_rows]) if asset_rows else []
     claim_ids = sorted({p.claim_id for p in pledge_rows})
-    q = select(claims).where(claims.c.id.in_(claim_ids)).order_by(claims.c.id)
-    claim_rows = list((await conn.execute(q.with_for_update() if lock else q)).all()) if claim_ids else []
+    claim_rows = (
+        await pg.fetch(conn, _CLAIMS + (" FOR UPDATE" if lock else ""), claim_ids) if claim_ids else []
+    )
     pools = await _pools(conn, {c.pool_code for c in claim_rows if c.pool_code})
     disposal = engine.Disposal(
         id=f"L{listing_id}",
@@ -88,10 +108,10 @@ async def scope(conn: AsyncConnection, listing_id: int, settings: Settings, *, l
         lots={lot_id(listing_id): _lot(listing, asset_rows, settings)},
         pools=pools,
     )
-    return Scope(disposal, listing, claim_rows, asset_rows, list(pledge_rows))
+    return Scope(disposal, listing, list(claim_rows), list(asset_rows), list(pledge_rows))
 
 
-def _claim(row: Row[Any], pools: dict[str, engine.Pool]) -> engine.Claim:
+def _claim(row: Any, pools: dict[str, engine.Pool]) -> engine.Claim:
     opening = {
         "costs": row.costs_fen,
         "interest": row.interest_fen + row.default_interest_fen,
@@ -109,7 +129,7 @@ def _claim(row: Row[Any], pools: dict[str, engine.Pool]) -> engine.Claim:
     )
 
 
-def _asset(row: Row[Any], pledge_rows: list[Row[Any]]) -> engine.Asset:
+def _asset(row: Any, pledge_rows: list[Any]) -> engine.Asset:
     """The asset with the claims it secures by legal rank (rule 24), in pledge order within a rank."""
     groups = model.ranks([store.row_to_pledge(p) for p in pledge_rows])
     rank_of = {p.claim_id: rank for rank, group in enumerate(groups, 1) for p in group}
@@ -119,7 +139,7 @@ def _asset(row: Row[Any], pledge_rows: list[Row[Any]]) -> engine.Asset:
     )
 
 
-def _lot(listing: Row[Any], asset_rows: list[Row[Any]], settings: Settings) -> engine.Lot:
+def _lot(listing: Any, asset_rows: list[Any], settings: Settings) -> engine.Lot:
     mode = engine.LICENCE if listing.mode == "license" else engine.SALE
     return engine.Lot(
         id=lot_id(listing.id),
@@ -133,7 +153,7 @@ def _lot(listing: Row[Any], asset_rows: list[Row[Any]], settings: Settings) -> e
 async def _pools(conn: AsyncConnection, codes: set[str]) -> dict[str, engine.Pool]:
     if not codes:
         return {}
-    rows = (await conn.execute(select(risk_pools).where(risk_pools.c.code.in_(codes)))).all()
+    rows = await pg.fetch(conn, "SELECT * FROM risk_pools WHERE code = ANY($1::text[])", sorted(codes))
     return {
         r.code: engine.Pool(
             id=r.code,
@@ -178,24 +198,21 @@ def state_from_json(data: dict[str, Any]) -> engine.LotState:
     )
 
 
-async def lock_lot(conn: AsyncConnection, listing_id: int) -> Row[Any]:
+async def lock_lot(conn: AsyncConnection, listing_id: int) -> Any:
     """Lock the lot's settlement row, creating it on first use."""
-    locking = select(settlement_lots).where(settlement_lots.c.listing_id == listing_id).with_for_update()
-    found: Row[Any] | None = (await conn.execute(locking)).first()
+    locking = "SELECT * FROM settlement_lots WHERE listing_id = $1 FOR UPDATE"
+    found = await pg.fetchrow(conn, locking, listing_id)
     if found is not None:
         return found
-    if await store.find_listing_row(conn, listing_id) is None:  # not a foreign-key error (500)
+    if await find_listing(conn, listing_id) is None:  # not a foreign-key error (500)
         raise store.ListingNotFound(f"No listing {listing_id}")
     await conn.execute(
         pg_insert(settlement_lots)
         .values(listing_id=listing_id, state=state_to_json(engine.LotState()))
         .on_conflict_do_nothing()
     )
-    row: Row[Any] = (
-        await conn.execute(
-            select(settlement_lots).where(settlement_lots.c.listing_id == listing_id).with_for_update()
-        )
-    ).one()
+    row = await pg.fetchrow(conn, locking, listing_id)
+    assert row is not None
     return row
 
 
@@ -232,15 +249,16 @@ def _accounts(sc: Scope) -> list[str]:
     return names
 
 
-async def _balances(conn: AsyncConnection, sc: Scope) -> dict[str, int]:
-    from market.ledger_store import ledger_accounts
+_BALANCES = "SELECT name, balance FROM ledger_accounts WHERE name = ANY($1::text[])"
 
-    names = _accounts(sc)
-    q = select(ledger_accounts.c.name, ledger_accounts.c.balance).where(
-        or_(ledger_accounts.c.name.in_(names), ledger_accounts.c.name.like(f"hold:{sc.lot.id}:%"))
-    )
-    found = {r.name: r.balance for r in (await conn.execute(q)).all()}
-    return {n: found.get(n, 0) for n in names} | found
+
+async def _balances(conn: AsyncConnection, sc: Scope, lot: engine.LotState) -> dict[str, int]:
+    """The balances of every account the event may touch: the lot's, its claims', its pools' and
+    the deposit holds the lot still has (a released hold's balance is 0, as the register says)."""
+    names = _accounts(sc) + [engine.hold_account(sc.lot.id, bidder) for bidder in lot.holds]
+    rows = await pg.fetch(conn, _BALANCES, names)
+    found = {r.name: r.balance for r in rows}
+    return {n: found.get(n, 0) for n in names}
 
 
 def _ceilings(sc: Scope) -> dict[str, int]:
@@ -256,12 +274,14 @@ async def apply(
     event: dict[str, Any],
     settings: Settings,
     *,
-    prepared: tuple[Row[Any], Scope] | None = None,
+    prepared: tuple[Any, Scope] | None = None,
+    key_checked: bool = False,
 ) -> Result:
     """Apply one settlement event to the lot, exactly once per event id.
 
     ``prepared`` is the caller's ``lock_lot`` row and locked ``scope`` of this lot, taken in this
-    transaction in that order (lot, then claims), so they are not read twice.
+    transaction in that order (lot, then claims), so they are not read twice; ``key_checked``
+    says the caller found no entry under the event's id after taking those locks.
 
     Raises:
         IdempotencyKeyReused: the id was used for a different event.
@@ -269,15 +289,16 @@ async def apply(
     """
     key = engine.event_id(event)
     lot_row = prepared[0] if prepared else await lock_lot(conn, listing_id)
-    existing = await ledger_store.find_entry(conn, key)
-    if existing is not None:
-        return _replay(existing, event, lot_row)
+    if not key_checked:
+        existing = await ledger_store.find_entry(conn, key)
+        if existing is not None:
+            return _replay(existing, event, lot_row)
     sc = prepared[1] if prepared else await scope(conn, listing_id, settings)
+    before = state_from_json(lot_row.state)
     state = engine.make_state(
-        await _balances(conn, sc), {sc.lot.id: state_from_json(lot_row.state)}, lot_row.state.get("shortfall")
+        await _balances(conn, sc, before), {sc.lot.id: before}, lot_row.state.get("shortfall")
     )
     new_state, postings = engine.advance(sc.disposal, state, engine.parse_event(event))
-    await ledger_store.ensure_accounts(conn, _ceilings(sc).keys(), _ceilings(sc))
     entry = await ledger_store.post(
         conn,
         key=key,
@@ -285,28 +306,47 @@ async def apply(
         type=str(event["type"]),
         content=event,
         postings=list(postings),
+        ceilings=_ceilings(sc),
     )
+    if entry.duplicate:  # only if the caller's check of the key was not under the lot's lock
+        return Result(key, entry.id, True, [], before)
     lot_state_new = new_state.lots[sc.lot.id]
     saved = state_to_json(lot_state_new) | ({"shortfall": new_state.shortfall} if new_state.shortfall else {})
-    await conn.execute(
-        update(settlement_lots)
-        .where(settlement_lots.c.listing_id == listing_id)
-        .values(state=saved, version=settlement_lots.c.version + 1)
+    await pg.execute(
+        conn,
+        "UPDATE settlement_lots SET state = $2::jsonb, version = version + 1 WHERE listing_id = $1",
+        listing_id,
+        json.dumps(saved, separators=(",", ":"), ensure_ascii=False),
     )
     SETTLEMENTS.labels(str(event["type"])).inc()
-    await _update_claim_statuses(conn, sc, new_state.shortfall is not None)
+    await _update_claim_statuses(conn, sc, new_state.balances, new_state.shortfall is not None)
     return Result(key, entry.id, False, [p.as_dict() for p in postings], lot_state_new)
 
 
-async def _update_claim_statuses(conn: AsyncConnection, sc: Scope, finalized: bool) -> None:
+_SET_CLAIM_STATUSES = """
+    UPDATE claims c SET status = u.status
+    FROM unnest($1::bigint[], $2::text[]) AS u(id, status) WHERE c.id = u.id
+"""
+
+
+async def _update_claim_statuses(
+    conn: AsyncConnection, sc: Scope, balances: dict[str, int], finalized: bool
+) -> None:
     """A claim is ``paid`` once every bucket is recovered; ``finalized`` when its lot's settlement
-    closed with a shortfall left (CC 438: the debtor still owes it)."""
+    closed with a shortfall left (CC 438: the debtor still owes it).
+
+    ``balances`` are the claims' receivables after the event: read under the claims' locks and
+    moved by the event's postings, so they are the ledger's.
+    """
+    ids, statuses = [], []
     for claim in sc.disposal.claims.values():
-        recovered = await ledger_store.claim_recovered(conn, int(claim.id))
-        paid = all(recovered[f"{b}_fen"] >= claim.opening[b] for b in engine.BUCKETS)
+        paid = all(balances.get(acct, 0) >= claim.opening[b] for b, acct in claim.accounts.items())
         status = "paid" if paid else ("finalized" if finalized else None)
         if status is not None:
-            await conn.execute(update(claims).where(claims.c.id == int(claim.id)).values(status=status))
+            ids.append(int(claim.id))
+            statuses.append(status)
+    if ids:
+        await pg.execute(conn, _SET_CLAIM_STATUSES, ids, statuses)
 
 
 def _replay(existing: Row[Any], event: dict[str, Any], lot_row: Row[Any]) -> Result:
@@ -353,20 +393,22 @@ def escrow_pending_account(listing_id: int) -> str:
     return f"regescrow:{listing_id}"
 
 
-async def lock_disposal(conn: AsyncConnection, disposal_id: int) -> Row[Any]:
-    row: Row[Any] | None = (
-        await conn.execute(select(disposals).where(disposals.c.id == disposal_id).with_for_update())
-    ).first()
+async def lock_disposal(conn: AsyncConnection, disposal_id: int) -> Any:
+    row = await pg.fetchrow(conn, "SELECT * FROM disposals WHERE id = $1 FOR UPDATE", disposal_id)
     if row is None:
         raise DisposalNotFound(f"No disposal {disposal_id}")
     return row
 
 
-def needs_registry(asset_rows: list[Row[Any]]) -> bool:
+def needs_registry(asset_rows: list[Any]) -> bool:
     return any(a.kind in REGISTRY_KINDS for a in asset_rows)
 
 
 async def _set_stage(conn: AsyncConnection, disposal_id: int, stage: str, **extra: Any) -> None:
+    if not extra:
+        sql = "UPDATE disposals SET stage = $2, updated_at = now() WHERE id = $1"
+        await pg.execute(conn, sql, disposal_id, stage)
+        return
     await conn.execute(
         update(disposals)
         .where(disposals.c.id == disposal_id)
@@ -430,11 +472,11 @@ async def record_receipt(
         ):
             raise IdempotencyKeyReused(f"Receipt {reference!r} was already recorded with other figures")
         return ReceiptResult(key, True, disposal.stage, await entry_postings(conn, existing.id))
-    listing = await store.find_listing_row(conn, disposal.listing_id)
+    listing = await find_listing(conn, disposal.listing_id)
     assert listing is not None
     if listing.mode == "license":
         return await _licence_receipt(conn, actor, disposal, content, settings)
-    return await _sale_receipt(conn, actor, disposal, content, settings)
+    return await _sale_receipt(conn, actor, disposal, content, settings, listing)
 
 
 async def _licence_receipt(
@@ -462,12 +504,17 @@ async def _licence_receipt(
 
 
 async def _sale_receipt(
-    conn: AsyncConnection, actor: Actor, disposal: Row[Any], content: dict[str, Any], settings: Settings
+    conn: AsyncConnection,
+    actor: Actor,
+    disposal: Any,
+    content: dict[str, Any],
+    settings: Settings,
+    listing: Any,
 ) -> ReceiptResult:
     if disposal.stage != "awaiting_payment":
         raise WrongStage(f"The disposal is {disposal.stage}; the balance was already received or forfeited")
     lot_row = await lock_lot(conn, disposal.listing_id)  # lot, then claims: the order apply uses
-    sc = await scope(conn, disposal.listing_id, settings)
+    sc = await scope(conn, disposal.listing_id, settings, listing=listing)
     due = engine.balance_due_fen(sc.lot, state_from_json(lot_row.state))
     if content["amount_fen"] != due:
         raise engine.WrongAmount(f"The balance due is {due} fen", due_fen=due)
@@ -487,14 +534,13 @@ async def _sale_receipt(
         await _audit(conn, actor, "disposal.receipt", disposal.id, {"amount_fen": due, "escrow": True})
         return ReceiptResult(entry.key, False, "in_escrow", await entry_postings(conn, entry.id))
     event = {**content, "type": "pay", "lot": lot_id(disposal.listing_id)}
-    result = await apply(conn, disposal.listing_id, event, settings, prepared=(lot_row, sc))
+    # the receipt's key was looked up under the disposal's lock, which every receipt takes first
+    result = await apply(conn, disposal.listing_id, event, settings, prepared=(lot_row, sc), key_checked=True)
     await _completed(conn, actor, disposal, sc=sc)
     return ReceiptResult(result.key, result.duplicate, "settled", result.postings)
 
 
-async def record_transfer(
-    conn: AsyncConnection, actor: Actor, disposal_id: int, settings: Settings
-) -> Row[Any]:
+async def record_transfer(conn: AsyncConnection, actor: Actor, disposal_id: int, settings: Settings) -> Any:
     """The registry recorded the transfer: release the escrowed balance through the waterfall."""
     require_role(actor, Role.OPERATOR)
     disposal = await lock_disposal(conn, disposal_id)
@@ -526,6 +572,17 @@ async def record_transfer(
     return await lock_disposal(conn, disposal_id)
 
 
+_PLEDGE_TASKS = """
+    WITH tasks AS (
+        INSERT INTO pledge_tasks (bank_org_id, disposal_id, asset_id, claim_id)
+        SELECT $1, $2, t.asset_id, t.claim_id FROM unnest($3::bigint[], $4::bigint[]) AS t(asset_id, claim_id)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    UPDATE assets SET pledge_status = 'cancellation_pending' WHERE id = ANY($5::bigint[])
+"""
+
+
 async def _completed(
     conn: AsyncConnection, actor: Actor | None, disposal: Row[Any], *, sc: Scope | None = None, **extra: Any
 ) -> None:
@@ -536,28 +593,20 @@ async def _completed(
     else:
         asset_rows = await store.listing_asset_rows(conn, disposal.listing_id)
         pledge_rows = list(await store.pledges_of_assets(conn, [a.id for a in asset_rows]))
-    rows = [
-        {
-            "bank_org_id": disposal.bank_org_id,
-            "disposal_id": disposal.id,
-            "asset_id": p.asset_id,
-            "claim_id": p.claim_id,
-        }
-        for p in pledge_rows
-    ]
-    if rows:
-        await conn.execute(pg_insert(pledge_tasks).values(rows).on_conflict_do_nothing())
-        await conn.execute(
-            update(assets)
-            .where(assets.c.id.in_([a.id for a in asset_rows]))
-            .values(pledge_status="cancellation_pending")
+    if pledge_rows:
+        await pg.execute(
+            conn,
+            _PLEDGE_TASKS,
+            disposal.bank_org_id,
+            disposal.id,
+            [p.asset_id for p in pledge_rows],
+            [p.claim_id for p in pledge_rows],
+            [a.id for a in asset_rows],
         )
-    await _audit(conn, actor, "disposal.settled", disposal.id, {"pledge_tasks": len(rows)})
+    await _audit(conn, actor, "disposal.settled", disposal.id, {"pledge_tasks": len(pledge_rows)})
 
 
-async def record_default(
-    conn: AsyncConnection, actor: Actor, disposal_id: int, settings: Settings
-) -> Row[Any]:
+async def record_default(conn: AsyncConnection, actor: Actor, disposal_id: int, settings: Settings) -> Any:
     """The winner did not pay in time (悔拍): deposit forfeited, bidder barred, listing back on offer."""
     require_role(actor, Role.OPERATOR)
     disposal = await lock_disposal(conn, disposal_id)

@@ -214,6 +214,8 @@ def _on_commit(sync_conn: Connection) -> None:
 
 
 def _on_rollback(sync_conn: Connection) -> None:
+    if sync_conn.invalidated:  # the connection is gone, and its info (the pending entries) with it
+        return
     sync_conn.info.pop(PENDING, None)
     sync_conn.info.pop(MARKS, None)
 

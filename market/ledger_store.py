@@ -41,9 +41,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert as pg_insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from market import pg
 from market.db import metadata
 from market.errors import IdempotencyKeyReused
 from market.ledger import LedgerProblem, Posting, account_may_go_negative
@@ -110,20 +111,56 @@ def content_hash(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
+_ENSURE_ACCOUNTS = """
+    INSERT INTO ledger_accounts (name, may_go_negative, ceiling)
+    SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[])
+    ON CONFLICT DO NOTHING
+"""
+
+
 async def ensure_accounts(
     conn: AsyncConnection, names: Iterable[str], ceilings: Mapping[str, int] | None = None
 ) -> None:
-    """Create missing accounts (idempotent); ``ceilings`` caps claim buckets at what is owed."""
-    rows = [
-        {"name": n, "may_go_negative": account_may_go_negative(n), "ceiling": (ceilings or {}).get(n)}
-        for n in sorted(set(names))
-    ]
-    if rows:
-        await conn.execute(pg_insert(ledger_accounts).values(rows).on_conflict_do_nothing())
+    """Create missing accounts (idempotent); ``ceilings`` caps claim buckets at what is owed.
+
+    In name order, so that two transactions creating the same accounts cannot deadlock.
+    """
+    wanted = sorted(set(names))
+    if wanted:
+        caps = ceilings or {}
+        await pg.execute(
+            conn,
+            _ENSURE_ACCOUNTS,
+            wanted,
+            [account_may_go_negative(n) for n in wanted],
+            [caps.get(n) for n in wanted],
+        )
+
+
+_FIND_ENTRY = "SELECT * FROM ledger_entries WHERE key = $1"
 
 
 async def find_entry(conn: AsyncConnection, key: str) -> Any:
-    return (await conn.execute(select(ledger_entries).where(ledger_entries.c.key == key))).first()
+    return await pg.fetchrow(conn, _FIND_ENTRY, key)
+
+
+# The entry and its lines in one statement; nothing at all if the key is taken (ON CONFLICT), in
+# which case the caller reads the stored entry. The lines' triggers move the account balances.
+_POST = """
+    WITH e AS (
+        INSERT INTO ledger_entries (key, scope, type, content, content_hash, effective_at, reverses_entry_id)
+        VALUES ($1, $2, $3, $4::jsonb, $5, coalesce($6::timestamptz, now()), $7)
+        ON CONFLICT (key) DO NOTHING
+        RETURNING id
+    ), l AS (
+        INSERT INTO ledger_lines (entry_id, posting_no, side, account, amount_fen, memo)
+        SELECT e.id, x.posting_no, x.side, x.account, x.amount_fen, x.memo
+        FROM e, unnest($8::int[], $9::text[], $10::text[], $11::bigint[], $12::text[])
+            AS x(posting_no, side, account, amount_fen, memo)
+        RETURNING 1
+    )
+    SELECT (SELECT id FROM e) AS id, (SELECT count(*) FROM l) AS lines
+"""
 
 
 async def post(
@@ -136,66 +173,53 @@ async def post(
     postings: Sequence[Posting],
     effective_at: datetime | None = None,
     reverses_entry_id: int | None = None,
+    ceilings: Mapping[str, int] | None = None,
 ) -> Entry:
     """Record one operation and its postings atomically, once per idempotency key.
 
-    Returns the stored entry; a replay with the same content returns the original
-    (``duplicate=True``) and changes nothing.
+    Every account the postings touch is created first if missing (and those of ``ceilings``,
+    with their ceilings), then the entry and its lines are one statement. Returns the stored
+    entry; a replay with the same content returns the original (``duplicate=True``) and changes
+    nothing.
 
     Raises:
         IdempotencyKeyReused: the key was used for different content.
     """
-    digest = content_hash(content)
-    stmt = (
-        pg_insert(ledger_entries)
-        .values(
-            key=key,
-            scope=scope,
-            type=type,
-            content=json.loads(canonical(content)),
-            content_hash=digest,
-            effective_at=effective_at or func.now(),
-            reverses_entry_id=reverses_entry_id,
-        )
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(ledger_entries.c.id)
+    text_ = canonical(content)
+    digest = hashlib.sha256(text_.encode()).hexdigest()
+    touched = [a for p in postings for a in (p.debit, p.credit)]
+    await ensure_accounts(conn, [*(ceilings or {}), *touched], ceilings)
+    numbers, sides, accounts, amounts, memos = [], [], [], [], []
+    for n, p in enumerate(postings, 1):
+        numbers += [n, n]
+        sides += ["D", "C"]
+        accounts += [p.debit, p.credit]
+        amounts += [-p.amount_fen, p.amount_fen]
+        memos += [p.memo, p.memo]
+    row = await pg.fetchrow(
+        conn,
+        _POST,
+        key,
+        scope,
+        type,
+        text_,
+        digest,
+        effective_at,
+        reverses_entry_id,
+        numbers,
+        sides,
+        accounts,
+        amounts,
+        memos,
     )
-    entry_id = (await conn.execute(stmt)).scalar()
-    if entry_id is None:
+    assert row is not None
+    if row.id is None:
         existing = await find_entry(conn, key)
         if existing.content_hash != digest:
             raise IdempotencyKeyReused(f"Operation id {key!r} was already used for a different operation")
         return Entry(existing.id, key, True, existing.content)
-    await ensure_accounts(conn, [a for p in postings for a in (p.debit, p.credit)])
-    await _insert_lines(conn, entry_id, postings)
-    return Entry(entry_id, key, False, content)
-
-
-async def _insert_lines(conn: AsyncConnection, entry_id: int, postings: Sequence[Posting]) -> None:
-    rows = []
-    for n, p in enumerate(postings, 1):
-        rows.append(
-            {
-                "entry_id": entry_id,
-                "posting_no": n,
-                "side": "D",
-                "account": p.debit,
-                "amount_fen": -p.amount_fen,
-                "memo": p.memo,
-            }
-        )
-        rows.append(
-            {
-                "entry_id": entry_id,
-                "posting_no": n,
-                "side": "C",
-                "account": p.credit,
-                "amount_fen": p.amount_fen,
-                "memo": p.memo,
-            }
-        )
-    if rows:
-        await conn.execute(ledger_lines.insert(), rows)
+    assert row.lines == len(numbers), "ledger lines not written"
+    return Entry(row.id, key, False, content)
 
 
 async def balances(conn: AsyncConnection, names: Iterable[str]) -> dict[str, int]:

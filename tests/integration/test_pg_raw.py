@@ -1,0 +1,100 @@
+"""``market.pg``: raw asyncpg statements share the SQLAlchemy connection's transaction, and fail
+the way SQLAlchemy's own statements fail (so retries and ``except IntegrityError`` still work)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from market import pg
+from market.db import retryable, run_autocommit, sqlstate, transaction
+from tests.conftest import unique
+
+
+@pytest.fixture
+async def table(engine: AsyncEngine) -> AsyncIterator[str]:
+    name = unique("pg_raw_probe_")
+    async with transaction(engine) as conn:
+        await conn.execute(text(f"CREATE TABLE {name} (id bigint PRIMARY KEY, note text, doc jsonb)"))
+    yield name
+    async with transaction(engine) as conn:
+        await conn.execute(text(f"DROP TABLE {name}"))
+
+
+async def _count(engine: AsyncEngine, table: str) -> int:
+    async with transaction(engine) as conn:
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+async def test_a_raw_statement_that_comes_first_is_inside_the_transaction(
+    engine: AsyncEngine, table: str
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with transaction(engine) as conn:
+            await pg.execute(conn, f"INSERT INTO {table} (id, note) VALUES (1, 'first')")
+            await conn.execute(text(f"INSERT INTO {table} (id, note) VALUES (2, 'second')"))
+            assert await pg.fetchval(conn, f"SELECT count(*) FROM {table}") == 2
+            raise RuntimeError("roll it back")
+    assert await _count(engine, table) == 0
+    async with transaction(engine) as conn:
+        await pg.execute(conn, f"INSERT INTO {table} (id, note) VALUES (1, 'kept')")
+    assert await _count(engine, table) == 1
+
+
+async def test_a_raw_row_lock_is_held_until_the_transaction_ends(engine: AsyncEngine, table: str) -> None:
+    async with transaction(engine) as conn:
+        await conn.execute(text(f"INSERT INTO {table} (id) VALUES (1)"))
+    async with transaction(engine) as holder:
+        await pg.fetchrow(holder, f"SELECT * FROM {table} WHERE id = 1 FOR UPDATE")
+        with pytest.raises(DBAPIError) as refused:
+            async with transaction(engine) as other:
+                await pg.fetchrow(other, f"SELECT * FROM {table} WHERE id = 1 FOR UPDATE NOWAIT")
+        assert sqlstate(refused.value) == "55P03"  # lock_not_available
+
+
+async def test_rows_answer_attributes_and_jsonb_round_trips(engine: AsyncEngine, table: str) -> None:
+    async with transaction(engine) as conn:
+        await pg.execute(conn, f"INSERT INTO {table} VALUES ($1, $2, $3::jsonb)", 7, "专利", '{"a": [1, 2]}')
+        row = await pg.fetchrow(conn, f"SELECT * FROM {table} WHERE id = $1", 7)
+    assert row is not None
+    assert (row.id, row.note, row.doc) == (7, "专利", {"a": [1, 2]})
+    assert row._mapping["note"] == "专利" and row._asdict() == {"id": 7, "note": "专利", "doc": {"a": [1, 2]}}
+    with pytest.raises(AttributeError):
+        _ = row.missing
+
+
+async def test_a_constraint_violation_is_sqlalchemys_integrity_error(engine: AsyncEngine, table: str) -> None:
+    async with transaction(engine) as conn:
+        await pg.execute(conn, f"INSERT INTO {table} (id) VALUES (1)")
+    with pytest.raises(IntegrityError) as duplicate:
+        async with transaction(engine) as conn:
+            await pg.execute(conn, f"INSERT INTO {table} (id) VALUES (1)")
+    assert sqlstate(duplicate.value) == "23505"
+    assert not retryable(duplicate.value)
+
+
+async def test_a_killed_connection_is_invalidated_and_retryable(engine: AsyncEngine, table: str) -> None:
+    with pytest.raises(DBAPIError) as lost:
+        async with transaction(engine) as conn:
+            pid = await pg.fetchval(conn, "SELECT pg_backend_pid()")
+            async with transaction(engine) as killer:
+                await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await pg.execute(conn, f"INSERT INTO {table} (id) VALUES (1)")
+    assert lost.value.connection_invalidated
+    assert retryable(lost.value)
+    async with transaction(engine) as conn:  # the pool replaced the connection
+        assert await pg.fetchval(conn, "SELECT 1") == 1
+
+
+async def test_under_autocommit_each_raw_statement_commits_alone(engine: AsyncEngine, table: str) -> None:
+    async def work(conn: object) -> None:
+        await pg.execute(conn, f"INSERT INTO {table} (id) VALUES (1)")  # type: ignore[arg-type]
+        await pg.execute(conn, f"INSERT INTO {table} (id) VALUES (1)")  # type: ignore[arg-type]
+
+    with pytest.raises(IntegrityError):
+        await run_autocommit(engine, work)
+    assert await _count(engine, table) == 1  # the first insert stands
