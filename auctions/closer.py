@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auctions import services
+from auctions import services, store
 from listings import offers
 from market.config import Settings
 from market.db import run_in_transaction
@@ -30,10 +30,10 @@ async def close_one(engine: AsyncEngine, grace: timedelta, settings: Settings) -
         from sqlalchemy.ext.asyncio import AsyncConnection
 
         assert isinstance(conn, AsyncConnection)
-        ids = await services.due_auction_ids(conn, grace, 1)
-        if not ids:
+        locked = await store.lock_due(conn, grace)
+        if locked is None:
             return None
-        result = await services.close_auction(conn, ids[0], settings)
+        result = await services.close_auction(conn, locked.id, settings, locked=locked)
         if result.outcome in ("closed", "failed"):
             _observe(result)
         return result

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auctions import events as ev, rules, store
 from auctions.tables import auction_registrations, auctions
 from listings import disposals, model as lmodel, services as lservices, settlement, store as lstore
-from market import audit
+from market import audit, pg
 from market.access import require_role
 from market.config import Settings
 from market.errors import Conflict, IdempotencyKeyReused, RuleViolation
@@ -292,19 +292,14 @@ async def settle_round(
     """Tell the settlement engine how the round ended (close: losers' holds voided; fail: all voided),
     then mirror which deposits are still held on the registrations (rule 15)."""
     result = await settlement.apply(conn, locked.listing_id, event, settings)
-    still_held = {int(b) for b in result.state.holds}
-    q = select(auction_registrations).where(
-        auction_registrations.c.auction_id == locked.id, auction_registrations.c.deposit_status == "held"
-    )
-    released = [
-        r.id for r in (await conn.execute(q.with_for_update())).all() if r.bidder_org_id not in still_held
-    ]
-    if released:
-        await conn.execute(
-            update(auction_registrations)
-            .where(auction_registrations.c.id.in_(released))
-            .values(deposit_status="released", resolved_at=func.now())
-        )
+    still_held = [int(b) for b in result.state.holds]
+    await pg.execute(conn, _RELEASE_DEPOSITS, locked.id, still_held)
+
+
+_RELEASE_DEPOSITS = """
+    UPDATE auction_registrations SET deposit_status = 'released', resolved_at = now()
+    WHERE auction_id = $1 AND deposit_status = 'held' AND NOT (bidder_org_id = ANY($2::bigint[]))
+"""
 
 
 # --------------------------------------------------------------------------- bids
@@ -455,9 +450,14 @@ class CloseResult:
     lag_seconds: float | None = None  # closed or failed this long after the end
 
 
-async def close_auction(conn: AsyncConnection, auction_id: int, settings: Settings) -> CloseResult:
-    """Close one due auction exactly once: winner -> disposal, losers' deposits released; no bid -> 流拍."""
-    locked = await store.lock(conn, auction_id)
+async def close_auction(
+    conn: AsyncConnection, auction_id: int, settings: Settings, *, locked: store.Locked | None = None
+) -> CloseResult:
+    """Close one due auction exactly once: winner -> disposal, losers' deposits released; no bid -> 流拍.
+
+    ``locked`` is the auction already locked in this transaction (the closer's ``store.lock_due``).
+    """
+    locked = locked or await store.lock(conn, auction_id)
     try:
         new_state, events = rules.close(locked.terms, locked.state, locked.now)
     except (rules.BiddingStillOpen, rules.AuctionSuspended):
@@ -554,18 +554,6 @@ def _step_dict(step: rules.NextStep) -> dict[str, Any]:
     return out
 
 
-async def due_auction_ids(conn: AsyncConnection, grace: timedelta, limit: int) -> list[int]:
-    """Claim due auctions no other closer holds (``FOR UPDATE SKIP LOCKED``)."""
-    q = (
-        select(auctions.c.id)
-        .where(auctions.c.status.in_(("scheduled", "live")), auctions.c.ends_at <= func.now() - grace)
-        .order_by(auctions.c.ends_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return [r.id for r in (await conn.execute(q)).all()]
-
-
 # --------------------------------------------------------------------------- interventions
 
 
@@ -659,9 +647,7 @@ class NoTakeOver(Conflict):
     title = "Nobody can take the asset over at this point"
 
 
-async def take_over(
-    conn: AsyncConnection, actor: Actor, listing_id: int, by: str, settings: Settings
-) -> Row[Any]:
+async def take_over(conn: AsyncConnection, actor: Actor, listing_id: int, by: str, settings: Settings) -> Any:
     """After a failed round (rule 19): the backstop acquirer (after a failed 变卖) or the bank itself
     takes the asset at that round's reserve; the sale enters settlement like any other."""
     require_role(actor, Role.BANK)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auctions import events as ev, rules
 from auctions.tables import auction_events, auction_registrations, auctions
+from market import pg
 from market.errors import NotFound
 
 CHANNEL = "auction_events"
@@ -77,25 +78,23 @@ class Locked:
     terms: rules.AuctionTerms
     state: rules.AuctionState
     now: datetime
-    row: Row[Any]
+    row: Any
 
 
-_READ_FOR_BIDDER = text(
-    """
+_READ_FOR_BIDDER = """
     SELECT a.*, clock_timestamp() AS db_now, r.paddle_no AS r_paddle_no,
            r.deposit_status AS r_deposit_status, r.priority_rank AS r_priority_rank,
            k.request_hash AS k_hash, k.response AS k_response
     FROM auctions a
-    LEFT JOIN auction_registrations r ON r.auction_id = a.id AND r.bidder_org_id = :org
-    LEFT JOIN idempotency_keys k ON k.scope = :iscope AND k.key = :ikey
-    WHERE a.id = :aid
-    """
-)
+    LEFT JOIN auction_registrations r ON r.auction_id = a.id AND r.bidder_org_id = $2
+    LEFT JOIN idempotency_keys k ON k.scope = $3 AND k.key = $4
+    WHERE a.id = $1
+"""
 
 
 async def read_for_bidder(
     conn: AsyncConnection, auction_id: int, org_id: int, idempotency: tuple[str, str] | None = None
-) -> tuple[Locked, Row[Any]]:
+) -> tuple[Locked, Any]:
     """Read the auction, the bidder's registration and a stored answer to ``idempotency`` (scope,
     key) in one round trip, WITHOUT a lock; ``now`` is the database clock at the read.
 
@@ -106,9 +105,7 @@ async def read_for_bidder(
         AuctionNotFound: no such auction.
     """
     scope, key = idempotency or ("", "")
-    row = (
-        await conn.execute(_READ_FOR_BIDDER, {"aid": auction_id, "org": org_id, "iscope": scope, "ikey": key})
-    ).first()
+    row = await pg.fetchrow(conn, _READ_FOR_BIDDER, auction_id, org_id, scope, key)
     if row is None:
         raise AuctionNotFound(f"No auction {auction_id}")
     return decode(row, row.db_now), row
@@ -118,23 +115,38 @@ class Stale(Exception):
     """The auction changed between the read and the guarded write: read again."""
 
 
+_LOCK = "SELECT *, now() AS db_now FROM auctions WHERE id = $1 FOR UPDATE"
+
+
 async def lock(conn: AsyncConnection, auction_id: int) -> Locked:
     """``SELECT … FOR UPDATE`` the auction; ``now`` is the transaction's start (the receipt time).
 
     Raises:
         AuctionNotFound: no such auction.
     """
-    row = (
-        await conn.execute(
-            select(auctions, text("now() AS db_now")).where(auctions.c.id == auction_id).with_for_update()
-        )
-    ).first()
+    row = await pg.fetchrow(conn, _LOCK, auction_id)
     if row is None:
         raise AuctionNotFound(f"No auction {auction_id}")
     return decode(row, row.db_now)
 
 
-def decode(row: Row[Any], now: datetime) -> Locked:
+_LOCK_DUE = """
+    SELECT *, now() AS db_now FROM auctions
+    WHERE status IN ('scheduled', 'live') AND ends_at <= now() - $1::interval
+    ORDER BY ends_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+"""
+
+
+async def lock_due(conn: AsyncConnection, grace: timedelta) -> Locked | None:
+    """Lock the auction that has been due longest (past ``ends_at`` by ``grace``) and that no other
+    closer holds (``SKIP LOCKED``); None when there is none."""
+    row = await pg.fetchrow(conn, _LOCK_DUE, grace)
+    return decode(row, row.db_now) if row is not None else None
+
+
+def decode(row: Any, now: datetime) -> Locked:
     return Locked(
         row.id,
         row.listing_id,
@@ -159,30 +171,26 @@ def public_event(event: ev.Event, seq: int) -> dict[str, Any]:
     return {**body, "seq": seq}
 
 
-_APPEND = text(
-    """
+_APPEND = """
     WITH up AS (
-        UPDATE auctions SET state = CAST(:state AS jsonb), status = :status, ends_at = :ends_at, seq = :seq,
-            closed_at = :closed_at
-        WHERE id = :aid AND seq = :prev_seq RETURNING id
+        UPDATE auctions SET state = $3::jsonb, status = $4, ends_at = $5, seq = $6, closed_at = $7
+        WHERE id = $1 AND seq = $2 RETURNING id
     ), ev AS (
         INSERT INTO auction_events (auction_id, seq, type, at, record, public, bidder_org_id, amount_fen)
         SELECT up.id, x.seq, x.type, x.at, x.record, x.public, x.bidder_org_id, x.amount_fen
-        FROM up, jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+        FROM up, jsonb_to_recordset($8::jsonb) AS x(
             seq bigint, type text, at timestamptz, record jsonb, public jsonb, bidder_org_id bigint,
             amount_fen bigint)
         RETURNING 1
     ), idem AS (
         INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)
-        SELECT CAST(:iscope AS text), CAST(:ikey AS text), CAST(:ihash AS text), 201, CAST(:response AS jsonb)
-        FROM up WHERE CAST(:iscope AS text) <> ''
+        SELECT $9::text, $10::text, $11::text, 201, $12::jsonb
+        FROM up WHERE $9::text <> ''
         RETURNING 1
     )
-    SELECT pg_notify(:channel, :payload), (SELECT count(*) FROM ev) AS n_events,
-           (SELECT count(*) FROM idem) AS n_idem
+    SELECT pg_notify($13, $14), (SELECT count(*) FROM ev) AS n_events, (SELECT count(*) FROM idem) AS n_idem
     FROM up
-    """
-)
+"""
 
 
 def feed_of(locked: Locked, events: Sequence[ev.Event]) -> list[dict[str, Any]]:
@@ -226,27 +234,24 @@ async def append(
             }
         )
     scope, key, digest, response = idempotency or ("", "", "", None)
-    result = (
-        await conn.execute(
-            _APPEND,
-            {
-                "aid": locked.id,
-                "prev_seq": locked.state.seq,
-                "ihash": digest,
-                "rows": _json(rows),
-                "state": _json(rules.state_to_dict(new_state)),
-                "status": new_state.status,
-                "ends_at": new_state.ends_at,
-                "seq": new_state.seq,
-                "closed_at": new_state.closed_at,
-                "response": _json(response),
-                "iscope": scope,
-                "ikey": key,
-                "channel": CHANNEL,
-                "payload": _payload(locked.id, feed),
-            },
-        )
-    ).first()
+    result = await pg.fetchrow(
+        conn,
+        _APPEND,
+        locked.id,
+        locked.state.seq,
+        _json(rules.state_to_dict(new_state)),
+        new_state.status,
+        new_state.ends_at,
+        new_state.seq,
+        new_state.closed_at,
+        _json(rows),
+        scope,
+        key,
+        digest,
+        _json(response),
+        CHANNEL,
+        _payload(locked.id, feed),
+    )
     if result is None:
         raise Stale(f"auction {locked.id} moved past seq {locked.state.seq}")
     assert result.n_events == len(rows) and result.n_idem == (1 if scope else 0), "append did not apply"

@@ -10,12 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listings.tables import disposals
-from market import audit
+from market import audit, pg
 from market.access import check_owner
 from market.errors import NotFound
 from market.parties import Actor
@@ -24,6 +23,16 @@ from market.parties import Actor
 class DisposalNotFound(NotFound):
     code = "disposal_not_found"
     title = "No such disposal"
+
+
+_CREATE = """
+    INSERT INTO disposals
+        (listing_id, bank_org_id, buyer_org_id, source, source_ref, price_fen, balance_due_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT ON CONSTRAINT uq_disposals_source_source_ref DO NOTHING
+    RETURNING *
+"""
+_FIND_BY_SOURCE = "SELECT * FROM disposals WHERE source = $1 AND source_ref = $2"
 
 
 async def create(
@@ -37,29 +46,14 @@ async def create(
     source_ref: str,
     price_fen: int,
     balance_due_at: datetime | None = None,
-) -> Row[Any]:
+) -> Any:
     """The disposal for this source, created now or found from an earlier call."""
-    stmt = (
-        pg_insert(disposals)
-        .values(
-            listing_id=listing_id,
-            bank_org_id=bank_org_id,
-            buyer_org_id=buyer_org_id,
-            source=source,
-            source_ref=source_ref,
-            price_fen=price_fen,
-            balance_due_at=balance_due_at,
-        )
-        .on_conflict_do_nothing(constraint="uq_disposals_source_source_ref")
-        .returning(disposals)
+    row = await pg.fetchrow(
+        conn, _CREATE, listing_id, bank_org_id, buyer_org_id, source, source_ref, price_fen, balance_due_at
     )
-    row: Row[Any] | None = (await conn.execute(stmt)).first()
     if row is None:
-        existing: Row[Any] = (
-            await conn.execute(
-                select(disposals).where(disposals.c.source == source, disposals.c.source_ref == source_ref)
-            )
-        ).one()
+        existing = await pg.fetchrow(conn, _FIND_BY_SOURCE, source, source_ref)
+        assert existing is not None
         return existing
     from listings import services  # rule 22: a sale may cover the claim; its other lots then come off
 

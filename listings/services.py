@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from listings import model, store, textsearch
 from listings.schemas import AssetIn, ClaimIn, ListingIn
 from listings.tables import assets, claims, listing_assets, listings, pledges
-from market import audit, clock
+from market import audit, clock, pg
 from market.access import require_role
 from market.errors import Conflict, RuleViolation
 from market.parties import Actor, Role
@@ -477,11 +477,20 @@ def _visible(actor: Actor | None, row: Row[Any]) -> bool:
     return actor is not None and (actor.is_operator or actor.org_id == row.bank_org_id)
 
 
-async def lock_own_listing(conn: AsyncConnection, actor: Actor, listing_id: int) -> Row[Any]:
+async def lock_own_listing(conn: AsyncConnection, actor: Actor, listing_id: int) -> Any:
     row = await store.find_listing_row(conn, listing_id, lock=True)
     if row is None or not (actor.is_operator or row.bank_org_id == actor.org_id):
         raise store.ListingNotFound(f"No listing {listing_id}")
     return row
+
+
+_TRANSITION = """
+    UPDATE listings SET status = $2, status_changed_at = $3, updated_at = $3, published_at = $4,
+        withdrawal_reason = CASE WHEN $5::text IS NULL THEN withdrawal_reason ELSE $5::text END,
+        withdrawal_note = CASE WHEN $5::text IS NULL THEN withdrawal_note ELSE $6::text END
+    WHERE id = $1
+    RETURNING *
+"""
 
 
 async def apply_transition(
@@ -493,24 +502,20 @@ async def apply_transition(
     reason: str | None = None,
     now: datetime | None = None,
     note: str | None = None,
-) -> Row[Any]:
-    """Move a locked listing row through the pure lifecycle; persist and audit the transition."""
+    asset_ids: Sequence[int] | None = None,
+) -> Any:
+    """Move a locked listing row through the pure lifecycle; persist and audit the transition.
+
+    ``asset_ids`` are the listing's assets if the caller has read them already.
+    """
     at = now or clock.now()
-    asset_ids = [r.id for r in await store.listing_asset_rows(conn, row.id)]
+    if asset_ids is None:
+        asset_ids = [r.id for r in await store.listing_asset_rows(conn, row.id)]
     new, trans = model.transition(store.listing_from_row(row, asset_ids), action, reason=reason, now=at)
-    values: dict[str, Any] = {
-        "status": new.status.value,
-        "status_changed_at": at,
-        "updated_at": at,
-        "published_at": new.published_at,
-    }
-    if new.withdrawal_reason is not None:
-        values |= {"withdrawal_reason": new.withdrawal_reason.value, "withdrawal_note": note}
-    updated: Row[Any] = (
-        await conn.execute(
-            update(listings).where(listings.c.id == row.id).values(**values).returning(listings)
-        )
-    ).one()
+    withdrawal = new.withdrawal_reason.value if new.withdrawal_reason is not None else None
+    updated = await pg.fetchrow(
+        conn, _TRANSITION, row.id, new.status.value, at, new.published_at, withdrawal, note
+    )
     await audit.record(
         conn,
         actor_user_id=actor.user_id if actor else None,
@@ -614,37 +619,38 @@ async def withdraw_covered_lots(conn: AsyncConnection, sold_listing_id: int) -> 
     "Secured" proceeds are what the ledger has applied to the claim plus the prices of agreed
     sales still awaiting payment on lots that secure it. Returns the withdrawn listing ids.
     """
-    from listings.tables import disposals
-
     sold_assets = [a.id for a in await store.listing_asset_rows(conn, sold_listing_id)]
     claim_ids = sorted({p.claim_id for p in await store.pledges_of_assets(conn, sold_assets)})
     withdrawn: list[int] = []
-    for row in await store.claims_by_ids(conn, claim_ids):
-        lot_ids = await _lots_securing(conn, row.id)
-        pending = (
-            await conn.execute(
-                select(func.coalesce(func.sum(disposals.c.price_fen), 0)).where(
-                    disposals.c.listing_id.in_(lot_ids), disposals.c.stage == "awaiting_payment"
-                )
-            )
-        ).scalar_one()
-        recovered = sum((await recovered_by_bucket(conn, row.id)).values())
-        total = row.costs_fen + row.interest_fen + row.default_interest_fen + row.principal_fen
-        remaining = [i for i in lot_ids if i != sold_listing_id]
-        for listing_id in model.lots_to_withdraw(total, recovered + int(pending), remaining, False):
+    for row in await pg.fetch(conn, _CLAIM_COVER, claim_ids) if claim_ids else []:
+        remaining = [i for i in row.lot_ids if i != sold_listing_id]
+        for listing_id in model.lots_to_withdraw(row.total, row.recovered + row.pending, remaining, False):
             if await _withdraw_if_not_started(conn, listing_id, row.id):
                 withdrawn.append(listing_id)
     return withdrawn
 
 
-async def _lots_securing(conn: AsyncConnection, claim_id: int) -> list[int]:
-    q = (
-        select(listing_assets.c.listing_id)
-        .join(pledges, pledges.c.asset_id == listing_assets.c.asset_id)
-        .where(pledges.c.claim_id == claim_id)
-        .distinct()
-    )
-    return sorted(r.listing_id for r in (await conn.execute(q)).all())
+# Per claim: what it is owed in all, the lots securing it, the prices of its agreed sales awaiting
+# payment, and what the ledger applied to it (its receivables ``claim:{id}:{bucket}``,
+# ``market.ledger_store.claim_accounts``).
+_CLAIM_COVER = """
+    SELECT c.id,
+           c.costs_fen + c.interest_fen + c.default_interest_fen + c.principal_fen AS total,
+           s.lot_ids,
+           (SELECT coalesce(sum(d.price_fen), 0) FROM disposals d
+             WHERE d.listing_id = ANY(s.lot_ids) AND d.stage = 'awaiting_payment')::bigint AS pending,
+           (SELECT coalesce(sum(a.balance), 0) FROM ledger_accounts a
+             WHERE a.name IN ('claim:' || c.id || ':costs', 'claim:' || c.id || ':interest',
+                              'claim:' || c.id || ':principal'))::bigint AS recovered
+    FROM claims c
+    CROSS JOIN LATERAL (
+        SELECT coalesce(array_agg(DISTINCT la.listing_id ORDER BY la.listing_id), '{}') AS lot_ids
+        FROM listing_assets la JOIN pledges p ON p.asset_id = la.asset_id
+        WHERE p.claim_id = c.id
+    ) s
+    WHERE c.id = ANY($1::bigint[])
+    ORDER BY c.id
+"""
 
 
 async def _withdraw_if_not_started(conn: AsyncConnection, listing_id: int, claim_id: int) -> bool:

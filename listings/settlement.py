@@ -71,17 +71,8 @@ class Scope:
         return self.disposal.lots[lot_id(self.listing.id)]
 
 
-_ASSETS_OF_LISTING = """
-    SELECT a.* FROM assets a JOIN listing_assets la ON la.asset_id = a.id
-    WHERE la.listing_id = $1 ORDER BY la.position
-"""
-_PLEDGES_OF_ASSETS = "SELECT * FROM pledges WHERE asset_id = ANY($1::bigint[]) ORDER BY asset_id, id"
-_CLAIMS = "SELECT * FROM claims WHERE id = ANY($1::bigint[]) ORDER BY id"
-_FIND_LISTING = "SELECT * FROM listings WHERE id = $1"
-
-
 async def find_listing(conn: AsyncConnection, listing_id: int) -> Any:
-    return await pg.fetchrow(conn, _FIND_LISTING, listing_id)
+    return await store.find_listing_row(conn, listing_id)
 
 
 async def scope(
@@ -94,12 +85,9 @@ async def scope(
     listing = listing if listing is not None else await find_listing(conn, listing_id)
     if listing is None:
         raise store.ListingNotFound(f"No listing {listing_id}")
-    asset_rows = await pg.fetch(conn, _ASSETS_OF_LISTING, listing_id)
-    pledge_rows = await pg.fetch(conn, _PLEDGES_OF_ASSETS, [a.id for a in asset_rows]) if asset_rows else []
-    claim_ids = sorted({p.claim_id for p in pledge_rows})
-    claim_rows = (
-        await pg.fetch(conn, _CLAIMS + (" FOR UPDATE" if lock else ""), claim_ids) if claim_ids else []
-    )
+    asset_rows = await store.listing_asset_rows(conn, listing_id)
+    pledge_rows = await store.pledges_of_assets(conn, [a.id for a in asset_rows])
+    claim_rows = await store.claims_by_ids(conn, sorted({p.claim_id for p in pledge_rows}), lock=lock)
     pools = await _pools(conn, {c.pool_code for c in claim_rows if c.pool_code})
     disposal = engine.Disposal(
         id=f"L{listing_id}",

@@ -15,7 +15,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from listings import model
-from listings.tables import assets, claims, listing_assets, listings, pledges
+from listings.tables import assets, claims, pledges
+from market import pg
 from market.access import check_owner
 from market.errors import NotFound
 from market.parties import Actor
@@ -125,27 +126,29 @@ async def get_claim_row(
     return row
 
 
-async def find_listing_row(conn: AsyncConnection, listing_id: int, *, lock: bool = False) -> Row[Any] | None:
-    q = select(listings).where(listings.c.id == listing_id)
-    return (await conn.execute(q.with_for_update() if lock else q)).first()
+# Read on every close and receipt: raw SQL (``market.pg``), rows answer attributes like SQLAlchemy's.
+_FIND_LISTING = "SELECT * FROM listings WHERE id = $1"
+_LISTING_ASSETS = """
+    SELECT a.* FROM assets a JOIN listing_assets la ON la.asset_id = a.id
+    WHERE la.listing_id = $1 ORDER BY la.position
+"""
+_PLEDGES_OF_ASSETS = "SELECT * FROM pledges WHERE asset_id = ANY($1::bigint[]) ORDER BY asset_id, id"
+_CLAIMS_BY_IDS = "SELECT * FROM claims WHERE id = ANY($1::bigint[]) ORDER BY id"
 
 
-async def listing_asset_rows(conn: AsyncConnection, listing_id: int) -> list[Row[Any]]:
-    q = (
-        select(assets)
-        .join(listing_assets, listing_assets.c.asset_id == assets.c.id)
-        .where(listing_assets.c.listing_id == listing_id)
-        .order_by(listing_assets.c.position)
-    )
-    return list((await conn.execute(q)).all())
+async def find_listing_row(conn: AsyncConnection, listing_id: int, *, lock: bool = False) -> Any:
+    return await pg.fetchrow(conn, _FIND_LISTING + (" FOR UPDATE" if lock else ""), listing_id)
 
 
-async def pledges_of_assets(conn: AsyncConnection, asset_ids: Iterable[int]) -> list[Row[Any]]:
+async def listing_asset_rows(conn: AsyncConnection, listing_id: int) -> list[Any]:
+    return await pg.fetch(conn, _LISTING_ASSETS, listing_id)
+
+
+async def pledges_of_assets(conn: AsyncConnection, asset_ids: Iterable[int]) -> list[Any]:
     ids = list(asset_ids)
     if not ids:
         return []
-    q = select(pledges).where(pledges.c.asset_id.in_(ids)).order_by(pledges.c.asset_id, pledges.c.id)
-    return list((await conn.execute(q)).all())
+    return await pg.fetch(conn, _PLEDGES_OF_ASSETS, ids)
 
 
 async def pledges_of_claim(conn: AsyncConnection, claim_id: int) -> list[Row[Any]]:
@@ -153,12 +156,11 @@ async def pledges_of_claim(conn: AsyncConnection, claim_id: int) -> list[Row[Any
     return list((await conn.execute(q)).all())
 
 
-async def claims_by_ids(conn: AsyncConnection, claim_ids: Sequence[int]) -> list[Row[Any]]:
+async def claims_by_ids(conn: AsyncConnection, claim_ids: Sequence[int], *, lock: bool = False) -> list[Any]:
+    """The claims in id order; with ``lock`` locked in that order (no deadlocks between lockers)."""
     if not claim_ids:
         return []
-    return list(
-        (await conn.execute(select(claims).where(claims.c.id.in_(claim_ids)).order_by(claims.c.id))).all()
-    )
+    return await pg.fetch(conn, _CLAIMS_BY_IDS + (" FOR UPDATE" if lock else ""), list(claim_ids))
 
 
 def listing_from_row(row: Row[Any], asset_ids: Sequence[int]) -> model.Listing:
