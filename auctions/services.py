@@ -9,7 +9,9 @@ being held for one statement. The HTTP API and the websocket both call ``place_b
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -325,6 +327,22 @@ class BidAck:
 
 
 STALE_RETRIES = 200  # reads of a contended auction before a bid gives up (each one a new state)
+
+_gates: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def bid_gate(auction_id: int) -> asyncio.Lock:
+    """This process's queue for the bids on one auction.
+
+    Not what makes a bid correct — the ``seq`` guard in the database does that, across processes
+    and machines — but what keeps this process's bids on a hot auction from racing each other: each
+    one then reads the state the previous one left, instead of all reading the same state, all but
+    one failing the guard and reading again. A gate lives as long as a bid holds or awaits it.
+    """
+    gate = _gates.get(auction_id)
+    if gate is None:
+        gate = _gates[auction_id] = asyncio.Lock()
+    return gate
 
 
 class AuctionBusy(Conflict):

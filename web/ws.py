@@ -282,9 +282,11 @@ async def _bid(ws: WebSocket, actor: Actor, auction_id: int, message: dict[str, 
         return _error(request_id, "not_integer_fen", "amount_fen and max_fen are positive integers in fen")
     started = time.perf_counter()
     try:
-        ack = await run_autocommit(  # two round trips: the read, and the guarded write that commits
-            ws.app.state.engine, lambda conn: _bid_once(conn, actor, auction_id, request_id, amount, max_fen)
-        )
+        async with services.bid_gate(auction_id):  # this process's bids on the auction one at a time
+            ack = await run_autocommit(  # two round trips: the read, and the guarded write that commits
+                ws.app.state.engine,
+                lambda conn: _bid_once(conn, actor, auction_id, request_id, amount, max_fen),
+            )
     except MarketError as exc:
         BIDS.labels("rejected", exc.code).inc()
         return _error(request_id, exc.code, exc.detail, **_jsonable(exc.data))
