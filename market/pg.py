@@ -49,7 +49,11 @@ async def driver(conn: AsyncConnection) -> Any:
     """
     if not conn.in_transaction():
         await conn.begin()  # what SQLAlchemy's autobegin would do on the next execute
-    fairy = await conn.get_raw_connection()
+    sync = conn.sync_connection
+    if sync is not None and not sync.invalidated and not sync.closed:
+        fairy = sync.connection  # already checked out: no I/O, so no greenlet hop is needed
+    else:
+        fairy = await conn.get_raw_connection()  # raises the reason it cannot be used
     adapted: Any = fairy.dbapi_connection
     if _transaction_due(adapted):
         await adapted._start_transaction()  # a no-op under AUTOCOMMIT
