@@ -1,8 +1,10 @@
 """Database plumbing: the one ``MetaData``, the engine, and the unit of work.
 
-One way to talk to the database: SQLAlchemy Core over ``AsyncConnection``. The
-transaction boundary belongs to the edge (a web request, a CLI command):
-``async with transaction(engine) as conn:``; services take ``conn`` and never commit.
+The database is reached through SQLAlchemy Core over ``AsyncConnection``; the statements of the
+hot paths (bids, closes, receipts) are written-out SQL sent through the same connection's asyncpg
+driver (``market.pg``), in the same transaction. The transaction boundary belongs to the edge (a
+web request, a CLI command): ``async with transaction(engine) as conn:``; services take ``conn``
+and never commit.
 """
 
 from __future__ import annotations
