@@ -31,6 +31,7 @@ from market.errors import IdempotencyKeyReused, NotFound, RuleViolation, Validat
 from market.parties import Actor, Role
 from market.tables import idempotency_keys
 from web import auth
+from web.digits import ascii_digits
 
 MAX_BODY_BYTES = 1_000_000
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -242,7 +243,7 @@ def _refuse_constant(name: str) -> Any:
 
 async def _read_limited(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and ascii_digits(declared) and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"Bodies are limited to {MAX_BODY_BYTES} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():

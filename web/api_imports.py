@@ -22,6 +22,7 @@ from listings.import_service import ImportHasErrors, run_import
 from market.errors import ValidationFailed
 from market.parties import Role
 from web.api import Call, api
+from web.digits import ascii_digits
 
 BANK = (Role.BANK,)
 MAX_IMPORT_BYTES = importer.MAX_FILE_BYTES
@@ -103,7 +104,7 @@ async def read_upload(request: Request, limit: int = MAX_IMPORT_BYTES) -> bytes:
     if isinstance(cached, bytes):
         return cached
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and ascii_digits(declared) and int(declared) > limit:
         raise HTTPException(413, f"Import files are limited to {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -35,6 +35,7 @@ from market.errors import Conflict, Forbidden, RuleViolation
 from market.money import format_cny
 from market.parties import Actor, Role
 from web.api_auctions import AuctionIn
+from web.digits import ascii_digits
 from web.errors import status_of
 from web.pages import load_actor, render
 from web.pages_listings import FormInput, failure, read_form, signed_in, validate
@@ -330,7 +331,7 @@ def parse_local(form: FormInput, name: str) -> datetime | None:
 def _org_ids(form: FormInput) -> list[int]:
     raw = form.text("priority_holder_org_ids") or ""
     parts = [p for p in _SPLIT.split(raw) if p]
-    if not all(p.isdigit() and len(p) <= 18 for p in parts):
+    if not all(ascii_digits(p) and len(p) <= 18 for p in parts):
         form.errors["priority_holder_org_ids"] = ORG_IDS
         return []
     return [int(p) for p in parts]

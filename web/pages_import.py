@@ -23,6 +23,7 @@ from market.access import require_role
 from market.db import run_in_transaction
 from market.parties import Actor, Role
 from web import auth
+from web.digits import ascii_digits
 from web.pages import load_actor, render
 
 PATH = "/bank/import"
@@ -54,7 +55,7 @@ async def import_submit(request: Request) -> Response:
     if isinstance(actor, Response):
         return actor
     declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > MAX_UPLOAD + FORM_OVERHEAD:
+    if not ascii_digits(declared) or int(declared) > MAX_UPLOAD + FORM_OVERHEAD:
         # refuse before reading a byte of it (browsers always declare the length of a form)
         return _error(request, "too_large", 413, dry_run=True)
     async with request.form(max_files=1, max_fields=5) as form:

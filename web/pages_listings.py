@@ -44,6 +44,7 @@ from market.errors import BuyerNotVerified, Conflict, MarketError, NotFound, Rul
 from market.money import format_cny
 from market.parties import Actor, Role
 from web import auth, i18n
+from web.digits import ascii_digits
 from web.errors import status_of
 from web.pages import load_actor, locale_of, render
 from web.schemas_listings import InterestsIn, ListingQuery, OfferIn, WithdrawIn
@@ -222,7 +223,7 @@ def _message(err: Mapping[str, Any]) -> str:
 def _field_key(loc: Iterable[Any], rows: Mapping[str, list[int]]) -> str:
     """The form field of an error location: dotted, list items back to their form row, fen -> cny."""
     parts = [str(p) for p in loc]
-    if len(parts) > 1 and parts[0] in rows and parts[1].isdigit():
+    if len(parts) > 1 and parts[0] in rows and ascii_digits(parts[1]):
         index = int(parts[1])
         row_ids = rows[parts[0]]
         parts[1] = str(row_ids[index] if index < len(row_ids) else index)
@@ -321,7 +322,7 @@ async def claims_page(request: Request) -> Response:
 
 def _pledge_rows(request: Request) -> int:
     raw = request.query_params.get("rows", "")
-    return min(int(raw), MAX_ROWS) if raw.isdigit() and int(raw) > 0 else 3
+    return min(int(raw), MAX_ROWS) if ascii_digits(raw) and len(raw) <= 6 and int(raw) > 0 else 3
 
 
 async def _claim_form(

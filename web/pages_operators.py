@@ -41,6 +41,7 @@ from market.money import format_cny
 from market.parties import Actor, Role
 from market.tables import orgs, users
 from web.api_operators import KpiQuery
+from web.digits import ascii_digits
 from web.errors import status_of
 from web.pages import render
 from web.pages_listings import failure, read_form, signed_in
@@ -233,7 +234,7 @@ async def decide_cancellation(request: Request) -> Response:
 
 def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name, "").strip()
-    return int(raw) if raw.isdigit() and len(raw) <= 18 and int(raw) > 0 else None
+    return int(raw) if ascii_digits(raw) and len(raw) <= 18 and int(raw) > 0 else None
 
 
 async def audit_page(request: Request) -> Response:

@@ -29,6 +29,7 @@ from market.errors import NotFound
 from market.money import BIGINT_MAX, format_cny
 from market.parties import Actor, Role
 from market.tables import orgs
+from web.digits import ascii_digits
 from web.pages import load_actor, render
 
 DATE_FORMAT = "Enter the date as YYYY-MM-DD."
@@ -156,7 +157,7 @@ def _period(request: Request) -> tuple[date, date, str | None]:
 
 def _bank_filter(request: Request) -> int | None:
     raw = request.query_params.get("bank", "").strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) <= BIGINT_MAX else None
+    return int(raw) if ascii_digits(raw) and 0 < int(raw) <= BIGINT_MAX else None
 
 
 async def reports_page(request: Request) -> Response:

@@ -687,3 +687,22 @@ def test_the_kpi_kind_filter_names_every_asset_kind() -> None:
     from web.api_operators import KindName
 
     assert set(get_args(KindName)) == {k.value for k in AssetKind}
+
+
+@pytest.mark.parametrize("digit", ["²", "١٢", "１"])  # str.isdigit() is true for each; int() fails on "²"
+async def test_pages_ignore_numeric_parameters_that_are_not_ascii_digits(
+    app: Any, client: httpx.AsyncClient, engine: AsyncEngine, digit: str
+) -> None:
+    op = await signed_in_client(app, await make_party(engine, client, Role.OPERATOR))
+    bank = await signed_in_client(app, await make_party(engine, client, Role.BANK))
+    try:
+        for c, path, params in [
+            (op, "/ops/audit", {"actor": digit, "before": digit}),
+            (op, "/ops/reports", {"bank": digit}),
+            (bank, "/bank/claims/new", {"rows": digit}),
+        ]:
+            r = await c.get(path, params=params)
+            assert r.status_code == 200, (path, r.status_code)
+    finally:
+        await op.aclose()
+        await bank.aclose()
