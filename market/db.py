@@ -88,18 +88,14 @@ async def run_in_transaction(
     attempts: int = 8,
 ) -> T:
     """Run ``work`` in its own transaction, retrying serialization failures and deadlocks."""
-    for attempt in range(attempts):
-        committing = False
-        try:
-            async with engine.begin() as conn:
-                result = await work(conn)
-                committing = True  # a connection lost from here on may have committed: not retried
-            return result
-        except DBAPIError as exc:
-            if not retryable(exc, committing=committing) or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(random.uniform(0, 0.005 * (2**attempt)))
-    raise AssertionError("unreachable")
+
+    async def once(progress: list[bool]) -> T:
+        async with engine.begin() as conn:
+            result = await work(conn)
+            progress.append(True)  # a connection lost from here on may have committed: not retried
+        return result
+
+    return await _retrying(once, attempts)
 
 
 async def run_autocommit(
@@ -114,13 +110,24 @@ async def run_autocommit(
     (the websocket bid: one guarded CTE that also stores its request id). Serialization failures,
     deadlocks and broken connections are retried.
     """
+
+    async def once(progress: list[bool]) -> T:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await work(conn)
+
+    return await _retrying(once, attempts)
+
+
+async def _retrying(once: Callable[[list[bool]], Awaitable[T]], attempts: int) -> T:
+    """``once`` until it does not fail retryably, with jittered exponential backoff. ``once`` marks
+    its progress list when a COMMIT may have been sent (a broken connection is then not retried)."""
     for attempt in range(attempts):
+        progress: list[bool] = []
         try:
-            async with engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await work(conn)
+            return await once(progress)
         except DBAPIError as exc:
-            if not retryable(exc) or attempt == attempts - 1:
+            if not retryable(exc, committing=bool(progress)) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(random.uniform(0, 0.005 * (2**attempt)))
     raise AssertionError("unreachable")

@@ -4,6 +4,7 @@ the way SQLAlchemy's own statements fail (so retries and ``except IntegrityError
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -11,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from market import pg
-from market.db import retryable, run_autocommit, sqlstate, transaction
+from market.db import retryable, run_autocommit, run_in_transaction, sqlstate, transaction
 from tests.conftest import unique
 
 
@@ -98,3 +99,37 @@ async def test_under_autocommit_each_raw_statement_commits_alone(engine: AsyncEn
     with pytest.raises(IntegrityError):
         await run_autocommit(engine, work)
     assert await _count(engine, table) == 1  # the first insert stands
+
+
+async def test_the_unit_of_work_retries_serialization_failures_and_lost_connections(
+    engine: AsyncEngine, table: str
+) -> None:
+    attempts: list[int] = []
+
+    async def work(conn: Any) -> int:
+        attempts.append(len(attempts) + 1)
+        await pg.execute(conn, f"INSERT INTO {table} (id) VALUES ($1)", len(attempts))
+        if len(attempts) == 1:  # the first attempt is chosen as a serialization victim
+            await pg.execute(conn, "DO $$ BEGIN RAISE EXCEPTION 'victim' USING ERRCODE = '40001'; END $$")
+        if len(attempts) == 2:  # the second loses its connection
+            pid = await pg.fetchval(conn, "SELECT pg_backend_pid()")
+            async with transaction(engine) as killer:
+                await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await pg.execute(conn, "SELECT 1")
+        return len(attempts)
+
+    assert await run_in_transaction(engine, work) == 3
+    async with transaction(engine) as conn:  # only the third attempt's insert was committed
+        assert [r.id for r in await pg.fetch(conn, f"SELECT id FROM {table}")] == [3]
+
+
+async def test_the_unit_of_work_does_not_retry_what_is_not_transient(engine: AsyncEngine, table: str) -> None:
+    attempts: list[int] = []
+
+    async def work(conn: Any) -> None:
+        attempts.append(1)
+        await pg.execute(conn, f"INSERT INTO {table} (id) VALUES (1), (1)")
+
+    with pytest.raises(IntegrityError):
+        await run_in_transaction(engine, work)
+    assert len(attempts) == 1
