@@ -33,6 +33,7 @@ from web import auth
 from web.api import canonical_order
 from web.middleware import WS_PROTOCOL
 
+UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
 TRY_AGAIN = 1013
 SLOW_CONSUMER = 4008
@@ -223,7 +224,7 @@ async def _receive(ws: WebSocket, actor: Actor, auction_id: int) -> None:
     strikes = 0
     try:
         while True:
-            raw = await ws.receive_text()
+            raw = await _receive_text(ws)
             if not bucket.take():
                 strikes += 1
                 if strikes > 50:
@@ -233,13 +234,27 @@ async def _receive(ws: WebSocket, actor: Actor, auction_id: int) -> None:
                     _error(_request_id_of(raw), "rate_limited", "Too many messages; slow down")
                 )
                 continue
+            if raw is None:  # RFC 6455 1003: a type of data this endpoint does not accept
+                await ws.close(code=UNSUPPORTED_DATA, reason="messages are JSON text frames, not binary")
+                return
             await ws.send_text(await _handle(ws, actor, auction_id, raw))
     except WebSocketDisconnect:
         return
 
 
-def _request_id_of(raw: str) -> str | None:
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text frame; None for a binary one."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text_: str | None = message.get("text")
+    return text_
+
+
+def _request_id_of(raw: str | None) -> str | None:
     """The ``request_id`` of a refused message, so the client can tell which bid was not taken."""
+    if raw is None:
+        return None
     try:
         message = json.loads(raw)
     except ValueError:

@@ -339,3 +339,22 @@ async def test_a_rate_limited_bid_is_answered_with_its_request_id(
                 answers[msg["request_id"]] = msg["type"] if msg["type"] == "ack" else msg["code"]
     assert sorted(answers) == sorted(sent)
     assert "rate_limited" in answers.values() and "ack" in answers.values(), answers
+
+
+async def test_a_binary_frame_closes_the_socket_with_unsupported_data(
+    live_server: Server, http_a: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Messages are JSON text frames; a binary one is refused the way RFC 6455 says (1003)."""
+    s = await auction_with_buyers(http_a, engine, buyers=1, seconds=600)
+    (a,) = s.buyers
+    async with websockets.connect(
+        ws_url(live_server.url, s.auction_id), additional_headers={"Authorization": f"Bearer {a.token}"}
+    ) as ws:
+        await ws.recv()  # snapshot
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "pong"
+        await ws.send(b'{"type": "ping"}')
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
