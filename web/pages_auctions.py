@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from auctions import events as ev, rules, services
+from auctions import events as ev, interventions, rules, services
 from auctions.tables import auction_events, auctions
 from listings import services as lservices, store as lstore
 from listings.tables import listings
@@ -123,6 +123,7 @@ class Room:
     view: services.View
     title: str
     bids: list[dict[str, Any]]
+    voided: set[int]  # seqs of bids (and their automatic answers) an operator cancelled
 
 
 async def _bid_history(conn: AsyncConnection, auction_id: int, upto_seq: int) -> list[dict[str, Any]]:
@@ -145,7 +146,8 @@ async def _load_room(request: Request, actor: Actor | None, auction_id: int) -> 
         v = await services.view(conn, actor, auction_id)
         listing = await lstore.find_listing_row(conn, v.row.listing_id)
         bids = await _bid_history(conn, auction_id, v.state.seq)
-    return Room(v, listing.title if listing is not None else "", bids)
+        voided = await interventions.voided_seqs(conn, auction_id)
+    return Room(v, listing.title if listing is not None else "", bids, voided)
 
 
 def _room_context(room: Room, actor: Actor | None) -> dict[str, Any]:
@@ -170,6 +172,7 @@ def _room_context(room: Room, actor: Actor | None) -> dict[str, Any]:
         "s": s,
         "title": room.title,
         "bids": room.bids,
+        "voided": room.voided,
         "mine": mine,
         "days_left": 0 if terminal else days,
         "clock_text": "—" if terminal else clock_text,

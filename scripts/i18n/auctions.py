@@ -181,6 +181,7 @@ ZH: dict[str, str] = {
     "Bidding has ended": "竞价已结束",
     "%(d)s d": "%(d)s 天",
     "The end moved to %(time)s.": "结束时间已延至 %(time)s。",
+    "A bid of paddle %(paddle)s was cancelled by the platform: %(reason)s": "平台已撤销竞买号 %(paddle)s 的一次出价：%(reason)s",
     "You have been outbid: paddle %(paddle)s leads at %(price)s.": "您的出价已被超越：竞买号 %(paddle)s 以 %(price)s 领先。",
     "Place a bid": "出价",
     "Your bid (CNY)": "您的出价（元）",

@@ -156,6 +156,31 @@ async def test_two_buyers_bid_live_in_the_room(
                 )
                 assert await page_b.eval_on_selector_all("#bid-history tr", "rows => rows.length") == 3
 
+                # Two operators void A's third bid: both rooms strike it and fall back to B's price.
+                op1 = await make_party(engine, client, Role.OPERATOR)
+                op2 = await make_party(engine, client, Role.OPERATOR)
+                asked = await client.post(
+                    f"/api/v1/auctions/{auction_id}/bids/3/cancel",
+                    headers=op1.headers,
+                    json={"reason": "核查"},
+                )
+                assert asked.status_code == 201, asked.text
+                approved = await client.post(
+                    f"/api/v1/bid-cancellations/{asked.json()['id']}/approve", headers=op2.headers
+                )
+                assert approved.status_code == 200, approved.text
+                third_row = '#bid-history tr[data-seq="3"]'
+                for pg_ in (page_a, page_b):
+                    await expect(pg_.locator("#price-now")).to_have_text(
+                        cny(START + INCREMENT), timeout=SECOND
+                    )
+                    await expect(pg_.locator(third_row)).to_have_class(re.compile("voided"))
+                assert await page_b.text_content("#leader-paddle") == paddle_b
+                assert await page_a.input_value("#bid-amount") == "710000.00"
+                reloaded = await page_b.reload()
+                assert reloaded is not None and reloaded.ok
+                await expect(page_b.locator(third_row)).to_have_class(re.compile("voided"))
+
                 # A viewer whose clock is an hour fast sees the server's remaining time.
                 ctx_c = await browser.new_context(locale="en")
                 await ctx_c.add_init_script(FAST_CLOCK)

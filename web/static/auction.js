@@ -356,6 +356,25 @@
           state.minNext = null;
         }
         break;
+      case "bid_cancelled":
+        // an operator voided a bid (and the automatic answers to it): strike them from the history
+        var voided = 0;
+        (event.cancelled_seqs || [event.cancelled_seq]).forEach(function (seq) {
+          var row = document.querySelector('#bid-history tr[data-seq="' + seq + '"]');
+          if (row && !row.classList.contains("voided")) {
+            row.classList.add("voided");
+            voided += 1;
+          }
+        });
+        addNotice(fill(T.bid_cancelled, { paddle: event.paddle_no, reason: event.reason || "" }));
+        if (live) {
+          state.price = event.price_fen === undefined ? state.price : event.price_fen;
+          state.leader = event.leader_paddle === undefined ? state.leader : event.leader_paddle;
+          state.endsAt = Date.parse(event.ends_at);
+          state.bidCount = Math.max(0, state.bidCount - voided);
+          if (state.status === "live" || state.status === "scheduled") state.minNext = nextMinimum();
+        }
+        break;
       default:
         break; // max_raised and anything newer: only the seq moves
     }
