@@ -39,6 +39,11 @@ class ListingNotAuctionable(Conflict):
     title = "This listing cannot start an auction now"
 
 
+class LicenceByNegotiation(Conflict):
+    code = "licence_by_negotiation"
+    title = "A licence listing is disposed of by negotiation, not by auction"
+
+
 class AppraisalMissing(RuleViolation):
     code = "appraisal_missing"
     title = "The listing has no appraisal to price the auction against"
@@ -109,6 +114,8 @@ async def create_auction(
     listing = await lservices.lock_own_listing(conn, actor, spec.listing_id)
     if listing.status not in ("published", "failed"):
         raise ListingNotAuctionable(f"The listing is {listing.status}; publish it first")
+    if listing.mode == "license":  # its fees settle receipt by receipt (upfront, instalments, royalties)
+        raise LicenceByNegotiation("Licences are agreed through offers on the listing, not auctioned")
     if listing.appraisal_fen is None:
         raise AppraisalMissing("Every asset of the listing needs an appraisal")
     asset_rows = await lstore.listing_asset_rows(conn, listing.id)

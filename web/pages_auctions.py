@@ -300,7 +300,7 @@ async def _setup_page(
         next_step=previous.next_step if previous is not None else None,
         floors=floors,
         deposit_range=_deposit_range(typed_start or floors.start_floor_fen),
-        can_schedule=view.row.status in ("published", "failed"),
+        can_schedule=view.row.status in ("published", "failed") and view.row.mode != "license",
         kinds=KINDS,
         values=values,
         errors=form.errors if form else {},

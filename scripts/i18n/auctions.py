@@ -137,6 +137,10 @@ ERRORS = {
         "This listing cannot start an auction now; publish it first.",
         "该挂牌项目目前不能开始拍卖，请先发布。",
     ),
+    "licence_by_negotiation": (
+        "A licence is agreed through offers on the listing, not auctioned.",
+        "许可类挂牌项目通过报价磋商成交，不能拍卖。",
+    ),
     "appraisal_missing": (
         "Every asset of the listing needs an appraisal before an auction.",
         "拍卖前，挂牌项目的每项资产都须有评估价值。",

@@ -54,6 +54,19 @@ async def test_terms_are_checked_against_every_money_rule(
     assert listing.json()["status"] == "in_auction"
 
 
+async def test_a_licence_listing_is_not_auctioned(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    """Its fees settle receipt by receipt; a round would have no close the ledger could take."""
+    bank = await make_party(engine, client, Role.BANK)
+    licence = {"type": "non_exclusive", "term_months": 12, "territory": "中国", "field": "电池"}
+    listing_id = await published_listing(
+        client, bank, listing_over={"mode": "license", "license_terms": licence}
+    )
+    refused = await client.post("/api/v1/auctions", headers=bank.headers, json=terms(listing_id))
+    assert refused.status_code == 409 and refused.json()["code"] == "licence_by_negotiation", refused.text
+    listing = await client.get(f"/api/v1/listings/{listing_id}")
+    assert listing.json()["status"] == "published"
+
+
 async def test_registration_holds_the_deposit_and_gives_a_paddle(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

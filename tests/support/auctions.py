@@ -34,7 +34,9 @@ class Setup:
         return int(self.auction["id"])
 
 
-async def published_listing(client: httpx.AsyncClient, bank: Party, **asset_over: Any) -> int:
+async def published_listing(
+    client: httpx.AsyncClient, bank: Party, *, listing_over: dict[str, Any] | None = None, **asset_over: Any
+) -> int:
     a = await client.post(
         "/api/v1/assets", headers=bank.headers, json=patent(appraisal_fen=APPRAISAL, **asset_over)
     )
@@ -44,7 +46,12 @@ async def published_listing(client: httpx.AsyncClient, bank: Party, **asset_over
     listing = await client.post(
         "/api/v1/listings",
         headers=bank.headers,
-        json={"title": "锂电池专利拍卖", "mode": "transfer", "asset_ids": [a.json()["id"]]},
+        json={
+            "title": "锂电池专利拍卖",
+            "mode": "transfer",
+            "asset_ids": [a.json()["id"]],
+            **(listing_over or {}),
+        },
     )
     assert listing.status_code == 201, listing.text
     pub = await client.post(f"/api/v1/listings/{listing.json()['id']}/publish", headers=bank.headers)
