@@ -9,7 +9,7 @@ writers can never both append seq N). ``pg_notify`` tells every instance after C
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,16 +133,17 @@ async def lock(conn: AsyncConnection, auction_id: int) -> Locked:
 _LOCK_DUE = """
     SELECT *, now() AS db_now FROM auctions
     WHERE status IN ('scheduled', 'live') AND ends_at <= now() - $1::interval
+        AND NOT (id = ANY($2::bigint[]))
     ORDER BY ends_at
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 """
 
 
-async def lock_due(conn: AsyncConnection, grace: timedelta) -> Locked | None:
-    """Lock the auction that has been due longest (past ``ends_at`` by ``grace``) and that no other
-    closer holds (``SKIP LOCKED``); None when there is none."""
-    row = await pg.fetchrow(conn, _LOCK_DUE, grace)
+async def lock_due(conn: AsyncConnection, grace: timedelta, avoid: Collection[int] = ()) -> Locked | None:
+    """Lock the auction that has been due longest (past ``ends_at`` by ``grace``), that no other
+    closer holds (``SKIP LOCKED``) and that is not in ``avoid``; None when there is none."""
+    row = await pg.fetchrow(conn, _LOCK_DUE, grace, list(avoid))
     return decode(row, row.db_now) if row is not None else None
 
 

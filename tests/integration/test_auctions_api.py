@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auctions import closer
+from auctions import closer, services
 from market import ledger_store
 from market.config import Settings
 from market.parties import Role
@@ -277,3 +279,50 @@ async def test_ladder_round_two_then_fixed_price_sale_with_purchase(
     bought = await client.post(f"/api/v1/listings/{s.listing_id}/purchase", headers=buyer.headers)
     assert bought.status_code == 201, bought.text
     assert bought.json()["amount_fen"] == second_start and bought.json()["leading"] is True
+
+
+async def test_an_auction_that_cannot_be_closed_does_not_hold_up_the_others(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bank = await make_party(engine, client, Role.BANK)
+    ids = []
+    for seconds in (1.0, 1.5):  # the broken one is due first: the closer always meets it first
+        listing_id = await published_listing(client, bank)
+        body = terms(listing_id, seconds=seconds)
+        made = await client.post("/api/v1/auctions", headers=bank.headers, json=body)
+        assert made.status_code == 201, made.text
+        ids.append(made.json()["id"])
+    broken, healthy = ids
+    fixed = asyncio.Event()
+    real = services.close_auction
+
+    async def close_auction(conn: Any, auction_id: int, settings: Settings, **kw: Any) -> Any:
+        if auction_id == broken and not fixed.is_set():
+            raise RuntimeError("a defect in closing this one auction")
+        return await real(conn, auction_id, settings, **kw)
+
+    monkeypatch.setattr(services, "close_auction", close_auction)
+    monkeypatch.setattr(closer, "QUARANTINE_FIRST", 0.6)
+    stop = asyncio.Event()
+    one_worker = Settings().model_copy(update={"closer_workers": 1})  # no second worker to get around it
+    running = asyncio.create_task(closer.run(engine, stop, one_worker, interval=0.05))
+
+    async def status(aid: int) -> str:
+        return str((await client.get(f"/api/v1/auctions/{aid}")).json()["status"])
+
+    try:
+        for _ in range(100):
+            if await status(healthy) == "failed":
+                break
+            await asyncio.sleep(0.1)
+        assert await status(healthy) == "failed"  # closed (no bids: 流拍) while the other kept failing
+        assert await status(broken) == "live"
+        fixed.set()
+        for _ in range(100):
+            if await status(broken) == "failed":
+                break
+            await asyncio.sleep(0.1)
+        assert await status(broken) == "failed"  # retried after its back-off, and closed once
+    finally:
+        stop.set()
+        await running
