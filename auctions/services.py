@@ -9,9 +9,8 @@ being held for one statement. The HTTP API and the websocket both call ``place_b
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from listings import disposals, model as lmodel, services as lservices, settleme
 from market import audit, pg
 from market.access import require_role
 from market.config import Settings
-from market.errors import Conflict, IdempotencyKeyReused, RuleViolation
+from market.errors import Conflict, IdempotencyKeyReused, MarketError, RuleViolation
 from market.parties import Actor, Role
 from market.tables import orgs
 
@@ -335,22 +334,6 @@ class BidAck:
 
 STALE_RETRIES = 200  # reads of a contended auction before a bid gives up (each one a new state)
 
-_gates: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def bid_gate(auction_id: int) -> asyncio.Lock:
-    """This process's queue for the bids on one auction.
-
-    Not what makes a bid correct — the ``seq`` guard in the database does that, across processes
-    and machines — but what keeps this process's bids on a hot auction from racing each other: each
-    one then reads the state the previous one left, instead of all reading the same state, all but
-    one failing the guard and reading again. A gate lives as long as a bid holds or awaits it.
-    """
-    gate = _gates.get(auction_id)
-    if gate is None:
-        gate = _gates[auction_id] = asyncio.Lock()
-    return gate
-
 
 class AuctionBusy(Conflict):
     code = "auction_busy"
@@ -376,73 +359,120 @@ async def place_bid(
         rules errors: every refusal of the auction rules (bid_too_low, auction_closed, …).
         AuctionBusy: the auction kept changing under the bid (never under ordinary load).
     """
-    ack = await _place(conn, actor, auction_id, amount_fen, max_fen, None)
-    assert isinstance(ack, BidAck)
-    return ack
-
-
-async def place_bid_once(
-    conn: AsyncConnection,
-    actor: Actor,
-    auction_id: int,
-    amount_fen: int,
-    max_fen: int | None,
-    request: tuple[str, str, str],
-) -> dict[str, Any]:
-    """``place_bid`` idempotent by ``request`` (scope, key, hash of the bid): the first answer is
-    stored in the same statement as the bid; a repeat gets it back and places nothing.
-
-    Raises:
-        IdempotencyKeyReused: the key was used for a different bid.
-        and everything ``place_bid`` raises.
-    """
-    result = await _place(conn, actor, auction_id, amount_fen, max_fen, request)
-    return result.to_dict() if isinstance(result, BidAck) else result
+    return await _place(conn, actor, auction_id, amount_fen, max_fen)
 
 
 async def _place(
-    conn: AsyncConnection,
-    actor: Actor,
-    auction_id: int,
-    amount_fen: int,
-    max_fen: int | None,
-    request: tuple[str, str, str] | None,
-) -> BidAck | dict[str, Any]:
+    conn: AsyncConnection, actor: Actor, auction_id: int, amount_fen: int, max_fen: int | None
+) -> BidAck:
     require_role(actor, Role.BUYER)
+    bid = QueuedBid(actor, amount_fen, max_fen, ("", "", ""))
     for _ in range(STALE_RETRIES):
-        snap, reg = await store.read_for_bidder(
-            conn, auction_id, actor.org_id, request[:2] if request else None
+        snap, reg = await store.read_for_bidder(conn, auction_id, actor.org_id)
+        registration = (
+            store.Registration(reg.r_paddle_no, reg.r_deposit_status, reg.r_priority_rank)
+            if reg.r_paddle_no is not None
+            else None
         )
-        if request is not None and reg.k_hash is not None:
-            if reg.k_hash != request[2]:
-                raise IdempotencyKeyReused("This request_id was used for a different bid")
-            return _canonical(reg.k_response)
-        if snap.state.status in rules.TERMINAL:
-            raise rules.AuctionClosed(f"The auction is {snap.state.status}")
-        if reg.r_paddle_no is None or reg.r_deposit_status != "held":
-            raise rules.DepositRequired("Register and hold the deposit before bidding")
-        bid = rules.Bid(
-            bidder_id=actor.org_id,
-            paddle_no=reg.r_paddle_no,
-            amount_fen=amount_fen,
-            deposit_held=True,
-            max_fen=max_fen,
-            priority_rank=reg.r_priority_rank,
-        )
-        new_state, events = rules.place_bid(snap.terms, snap.state, bid, snap.now)
-        feed = store.feed_of(snap, events)
-        ack = _ack(feed, reg.r_paddle_no, amount_fen, new_state, actor.org_id)
-        stored = (*request, _canonical(ack.to_dict())) if request else None
+        new_state, events, ack = _decide(snap, registration, bid)
         try:
-            await store.append(conn, snap, new_state, events, idempotency=stored)
+            await store.append(conn, snap, new_state, events)
         except store.Stale:
             continue
-        except IntegrityError:
-            if request is None:
-                raise
-            continue  # the same request won a race on another socket: its stored answer is read next
         return ack
     raise AuctionBusy(f"Auction {auction_id} changed {STALE_RETRIES} times while the bid was decided")
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedBid:
+    """A websocket bid waiting in this process's queue for its auction (``auctions.bidqueue``)."""
+
+    actor: Actor
+    amount_fen: int
+    max_fen: int | None
+    request: tuple[str, str, str]  # idempotency scope, key, hash of the bid
+
+
+async def decide_bids(
+    conn: AsyncConnection, auction_id: int, bids: Sequence[QueuedBid]
+) -> list[dict[str, Any] | MarketError]:
+    """Several websocket bids on one auction, decided in their order against one read, written in
+    one statement: ``place_bid_once`` for each, in two round trips for all of them.
+
+    The read (auction, the bidders' registrations, stored answers to the requests) takes no lock
+    and gives the receipt time: every bid here arrived before it. Each bid is decided by the rules
+    against the state the previous ones left; the accepted ones' events, new state and answers are
+    written by ``store.append`` under the ``seq`` guard. If anything else changed the auction in
+    between, nothing is written and the whole queue is decided again against the new state — so
+    no answer is given, not even a refusal, that the database did not confirm. A request repeated
+    within the queue gets the first one's answer.
+
+    Returns, for each bid, its ack (as stored for its request) or the refusal.
+    """
+    for bid in bids:
+        require_role(bid.actor, Role.BUYER)
+    for _ in range(STALE_RETRIES):
+        snap, regs, stored = await store.read_for_bidders(
+            conn, auction_id, [b.actor.org_id for b in bids], [b.request[:2] for b in bids]
+        )
+        results: list[dict[str, Any] | MarketError] = []
+        seen: dict[tuple[str, str], int] = {}
+        cursor, events, answers = snap, [], []
+        for bid in bids:
+            scope, key, digest = bid.request
+            if (scope, key) in seen:
+                first = seen[(scope, key)]
+                same = bids[first].request[2] == digest
+                results.append(results[first] if same else IdempotencyKeyReused(_REUSED))
+                continue
+            seen[(scope, key)] = len(results)
+            try:
+                answer = stored.get((scope, key))
+                if answer is not None:
+                    if answer.request_hash != digest:
+                        raise IdempotencyKeyReused(_REUSED)
+                    results.append(_canonical(answer.response))
+                    continue
+                new_state, new_events, ack = _decide(cursor, regs.get(bid.actor.org_id), bid)
+            except MarketError as exc:
+                results.append(exc)
+                continue
+            response = _canonical(ack.to_dict())
+            answers.append((scope, key, digest, response))
+            events.extend(new_events)
+            cursor = replace(cursor, state=new_state)
+            results.append(response)
+        if not events:
+            return results
+        try:
+            await store.append(conn, snap, cursor.state, events, answers=answers)
+        except (store.Stale, IntegrityError):  # moved on, or a request was answered on another socket
+            continue
+        return results
+    raise AuctionBusy(f"Auction {auction_id} changed {STALE_RETRIES} times while bids were decided")
+
+
+_REUSED = "This request_id was used for a different bid"
+
+
+def _decide(
+    snap: store.Locked, reg: store.Registration | None, bid: QueuedBid
+) -> tuple[rules.AuctionState, list[ev.Event], BidAck]:
+    if snap.state.status in rules.TERMINAL:
+        raise rules.AuctionClosed(f"The auction is {snap.state.status}")
+    if reg is None or reg.deposit_status != "held":
+        raise rules.DepositRequired("Register and hold the deposit before bidding")
+    placed = rules.Bid(
+        bidder_id=bid.actor.org_id,
+        paddle_no=reg.paddle_no,
+        amount_fen=bid.amount_fen,
+        deposit_held=True,
+        max_fen=bid.max_fen,
+        priority_rank=reg.priority_rank,
+    )
+    new_state, events = rules.place_bid(snap.terms, snap.state, placed, snap.now)
+    feed = store.feed_of(snap, events)
+    return new_state, list(events), _ack(feed, reg.paddle_no, bid.amount_fen, new_state, bid.actor.org_id)
 
 
 def _canonical(value: dict[str, Any]) -> dict[str, Any]:

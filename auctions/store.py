@@ -111,6 +111,63 @@ async def read_for_bidder(
     return decode(row, row.db_now), row
 
 
+_READ_FOR_BIDDERS = """
+    SELECT a.*, clock_timestamp() AS db_now,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'org', r.bidder_org_id, 'paddle_no', r.paddle_no,
+                    'deposit_status', r.deposit_status, 'priority_rank', r.priority_rank)), '[]')
+         FROM auction_registrations r
+         WHERE r.auction_id = a.id AND r.bidder_org_id = ANY($2::bigint[])) AS regs,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'scope', k.scope, 'key', k.key, 'request_hash', k.request_hash,
+                    'response', k.response)), '[]')
+         FROM idempotency_keys k
+         JOIN unnest($3::text[], $4::text[]) AS q(scope, key)
+             ON k.scope = q.scope AND k.key = q.key) AS answers
+    FROM auctions a
+    WHERE a.id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    paddle_no: str
+    deposit_status: str
+    priority_rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    request_hash: str
+    response: dict[str, Any]
+
+
+async def read_for_bidders(
+    conn: AsyncConnection, auction_id: int, org_ids: Sequence[int], requests: Sequence[tuple[str, str]]
+) -> tuple[Locked, dict[int, Registration], dict[tuple[str, str], StoredAnswer]]:
+    """``read_for_bidder`` for several bids at once: the auction, the registrations of ``org_ids``
+    and the stored answers to ``requests`` (scope, key), in one round trip and WITHOUT a lock.
+
+    Raises:
+        AuctionNotFound: no such auction.
+    """
+    row = await pg.fetchrow(
+        conn,
+        _READ_FOR_BIDDERS,
+        auction_id,
+        sorted(set(org_ids)),
+        [scope for scope, _ in requests],
+        [key for _, key in requests],
+    )
+    if row is None:
+        raise AuctionNotFound(f"No auction {auction_id}")
+    regs = {
+        int(r["org"]): Registration(r["paddle_no"], r["deposit_status"], r["priority_rank"]) for r in row.regs
+    }
+    answers = {(a["scope"], a["key"]): StoredAnswer(a["request_hash"], a["response"]) for a in row.answers}
+    return decode(row, row.db_now), regs, answers
+
+
 class Stale(Exception):
     """The auction changed between the read and the guarded write: read again."""
 
@@ -185,11 +242,11 @@ _APPEND = """
         RETURNING 1
     ), idem AS (
         INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response)
-        SELECT $9::text, $10::text, $11::text, 201, $12::jsonb
-        FROM up WHERE $9::text <> ''
+        SELECT k.scope, k.key, k.request_hash, 201, k.response
+        FROM up, jsonb_to_recordset($9::jsonb) AS k(scope text, key text, request_hash text, response jsonb)
         RETURNING 1
     )
-    SELECT pg_notify($13, $14), (SELECT count(*) FROM ev) AS n_events, (SELECT count(*) FROM idem) AS n_idem
+    SELECT pg_notify($10, $11), (SELECT count(*) FROM ev) AS n_events, (SELECT count(*) FROM idem) AS n_idem
     FROM up
 """
 
@@ -206,13 +263,14 @@ async def append(
     events: Sequence[ev.Event],
     *,
     idempotency: tuple[str, str, str, dict[str, Any]] | None = None,
+    answers: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
 ) -> list[dict[str, Any]]:
     """Store the events and the new state and NOTIFY (delivered at COMMIT) in ONE round trip.
 
     Guarded by ``seq``: the write applies only if the auction is still at ``locked.state.seq``
     (always true under ``lock``; after ``read_for_bidder`` it may not be). ``idempotency``
     (scope, key, request hash, response) records the answer of a websocket request in the same
-    statement. Returns the feed shapes.
+    statement, ``answers`` those of several. Returns the feed shapes.
 
     Raises:
         Stale: the auction moved on since it was read; nothing was written.
@@ -234,7 +292,8 @@ async def append(
                 "amount_fen": record.get("amount_fen"),
             }
         )
-    scope, key, digest, response = idempotency or ("", "", "", None)
+    stored = [*answers, *([idempotency] if idempotency else [])]
+    keys = [{"scope": a[0], "key": a[1], "request_hash": a[2], "response": a[3]} for a in stored]
     result = await pg.fetchrow(
         conn,
         _APPEND,
@@ -246,16 +305,13 @@ async def append(
         new_state.seq,
         new_state.closed_at,
         _json(rows),
-        scope,
-        key,
-        digest,
-        _json(response),
+        _json(keys),
         CHANNEL,
         _payload(locked.id, feed),
     )
     if result is None:
         raise Stale(f"auction {locked.id} moved past seq {locked.state.seq}")
-    assert result.n_events == len(rows) and result.n_idem == (1 if scope else 0), "append did not apply"
+    assert result.n_events == len(rows) and result.n_idem == len(keys), "append did not apply"
     return feed
 
 

@@ -153,4 +153,5 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.openapi = document(api)
     app.state.ws_registry = ws.Registry(settings.ws_max_per_user)
+    app.state.bid_queues = ws.bid_queues(engine)
     return app

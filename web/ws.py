@@ -15,15 +15,15 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.protocol import State
 
-from auctions import events as ev, hub as hubmod, services, store
+from auctions import bidqueue, events as ev, hub as hubmod, services, store
 from market import identity
 from market.db import run_autocommit, transaction
 from market.errors import MarketError
@@ -296,12 +296,13 @@ async def _bid(ws: WebSocket, actor: Actor, auction_id: int, message: dict[str, 
     if not _valid_amount(amount) or (max_fen is not None and not _valid_amount(max_fen)):
         return _error(request_id, "not_integer_fen", "amount_fen and max_fen are positive integers in fen")
     started = time.perf_counter()
+    scope, key = f"wsbid:{actor.org_id}", f"{auction_id}:{request_id}"
+    digest = hashlib.sha256(json.dumps([auction_id, amount, max_fen]).encode()).hexdigest()
+    assert isinstance(amount, int)  # _valid_amount
+    bid = services.QueuedBid(actor, amount, max_fen, (scope, key, digest))
     try:
-        async with services.bid_gate(auction_id):  # this process's bids on the auction one at a time
-            ack = await run_autocommit(  # two round trips: the read, and the guarded write that commits
-                ws.app.state.engine,
-                lambda conn: _bid_once(conn, actor, auction_id, request_id, amount, max_fen),
-            )
+        # decided with the other bids queued on this auction in this process: one read, one write
+        ack = canonical_order(await ws.app.state.bid_queues.submit(auction_id, bid))
     except MarketError as exc:
         BIDS.labels("rejected", exc.code).inc()
         return _error(request_id, exc.code, exc.detail, **_jsonable(exc.data))
@@ -315,15 +316,13 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _bid_once(
-    conn: AsyncConnection, actor: Actor, auction_id: int, request_id: str, amount: Any, max_fen: Any
-) -> dict[str, Any]:
-    """One bid, idempotent by ``request_id``: a repeat returns the first ack and places nothing."""
-    scope, key = f"wsbid:{actor.org_id}", f"{auction_id}:{request_id}"
-    digest = hashlib.sha256(json.dumps([auction_id, amount, max_fen]).encode()).hexdigest()
-    ack = await services.place_bid_once(conn, actor, auction_id, amount, max_fen, (scope, key, digest))
-    response: dict[str, Any] = canonical_order(ack)
-    return response
+def bid_queues(engine: AsyncEngine) -> bidqueue.BidQueues:
+    """The process's websocket bid queues, deciding each queueful in autocommit (two round trips)."""
+
+    async def decide(auction_id: int, bids: Sequence[services.QueuedBid]) -> list[bidqueue.Answer]:
+        return await run_autocommit(engine, lambda conn: services.decide_bids(conn, auction_id, bids))
+
+    return bidqueue.BidQueues(decide)
 
 
 class Registry:
