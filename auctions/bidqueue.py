@@ -58,6 +58,7 @@ class BidQueues:
 
     async def _drain(self, auction_id: int, queue: list[tuple[QueuedBid, asyncio.Future[Answer]]]) -> None:
         try:
+            await asyncio.sleep(0)  # let bids already read off other sockets join this first queueful
             while queue:
                 batch = [item for item in queue[:MAX_BATCH] if not item[1].done()]
                 del queue[:MAX_BATCH]
