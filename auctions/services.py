@@ -446,8 +446,25 @@ async def decide_bids(
             await store.append(conn, snap, cursor.state, events, answers=answers)
         except (store.Stale, IntegrityError):  # moved on, or a request was answered on another socket
             continue
-        return results
+        return [_as_of(snap.terms, cursor.state, regs, bid, r) for bid, r in zip(bids, results, strict=True)]
     raise AuctionBusy(f"Auction {auction_id} changed {STALE_RETRIES} times while bids were decided")
+
+
+def _as_of(
+    terms: rules.AuctionTerms,
+    final: rules.AuctionState,
+    regs: dict[int, store.Registration],
+    bid: QueuedBid,
+    result: dict[str, Any] | MarketError,
+) -> dict[str, Any] | MarketError:
+    """A bid refused as too low tells the minimum as of the queueful's write (the state it is
+    answered in), not as of the moment it was judged: still too low then — prices only rose — and
+    the bidder does not come back with an amount that is already taken."""
+    if not isinstance(result, rules.BidTooLow):
+        return result
+    reg = regs.get(bid.actor.org_id)
+    minimum = rules.minimum_next_bid(terms, final, priority_rank=reg.priority_rank if reg else None)
+    return result if minimum <= result.minimum_fen else rules.BidTooLow(minimum_fen=minimum)
 
 
 _REUSED = "This request_id was used for a different bid"

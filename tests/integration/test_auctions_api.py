@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from auctions import closer
 from market import ledger_store
 from market.config import Settings
 from market.db import transaction
-from market.parties import Role
+from market.parties import Actor, Role
 from tests.support.auctions import DEPOSIT, INCREMENT, START, auction_with_buyers, published_listing, terms
 from tests.support.factories import make_party
 
@@ -325,3 +326,47 @@ async def test_an_auction_that_cannot_be_closed_does_not_hold_up_the_others(
     finally:
         stop.set()
         await running
+
+
+async def test_a_queueful_of_bids_is_decided_in_order_and_written_once(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    from auctions import services, store
+    from market.db import run_autocommit
+    from market.errors import IdempotencyKeyReused
+
+    s = await auction_with_buyers(client, engine, buyers=3, seconds=60)
+    a, b, c = (Actor(p.user_id, p.org_id, Role.BUYER, p.email) for p in s.buyers)
+
+    def queued(actor: Actor, amount: int, request: str, digest: str = "h") -> services.QueuedBid:
+        return services.QueuedBid(
+            actor, amount, None, (f"wsbid:{actor.org_id}", f"{s.auction_id}:{request}", digest)
+        )
+
+    async def decide(bids: list[services.QueuedBid]) -> list[Any]:
+        return await run_autocommit(engine, lambda conn: services.decide_bids(conn, s.auction_id, bids))
+
+    first = await decide(
+        [
+            queued(a, START, "a1"),
+            queued(b, START, "b1"),  # the same amount after A's: too low
+            queued(c, START + INCREMENT, "c1"),  # above A's: accepted, in the same write
+            queued(a, START, "a1"),  # A's request again: A's answer, nothing placed
+            queued(b, START + 2 * INCREMENT, "a1"),  # B's own request named like A's
+        ]
+    )
+    assert first[0]["seq"] == 1 and first[0]["amount_fen"] == START
+    # judged after A's bid, answered after C's: the minimum as of the write, not START + INCREMENT
+    assert first[1].code == "bid_too_low" and first[1].minimum_fen == START + 3 * INCREMENT
+    assert first[2]["seq"] == 2 and first[2]["leading"] is True
+    assert first[3] == first[0]
+    assert first[4]["seq"] == 3  # another bidder's request id of the same name is its own
+    again = await decide([queued(a, START + 5 * INCREMENT, "a1", digest="other")])  # reused, other bid
+    assert isinstance(again[0], IdempotencyKeyReused)
+    async with transaction(engine) as conn:
+        events = await store.events_after(conn, s.auction_id, 0)
+    assert [(e["type"], e.get("amount_fen")) for e in events] == [
+        ("bid", START),
+        ("bid", START + INCREMENT),
+        ("bid", START + 2 * INCREMENT),
+    ]
