@@ -4,7 +4,10 @@ Every change of an auction goes the same way: read the auction row (locked, exce
 run the pure rule with the database's receipt time, append the events and the new state and
 NOTIFY in one statement guarded by the auction's ``seq``. A bid reads without a lock and its
 write applies only if nothing changed since, so PostgreSQL's row lock decides every bid while
-being held for one statement. The HTTP API and the websocket both call ``place_bid``.
+being held for one statement. The HTTP API calls ``place_bid``; the websocket queues its bids per
+auction and process (``auctions.bidqueue``) and ``decide_bids`` decides a queueful with one read
+and one write. Both judge each bid with the same code (``_decide``: the rules with the database's
+receipt time) and write with the same ``store.append``.
 """
 
 from __future__ import annotations
@@ -397,7 +400,8 @@ async def decide_bids(
     conn: AsyncConnection, auction_id: int, bids: Sequence[QueuedBid]
 ) -> list[dict[str, Any] | MarketError]:
     """Several websocket bids on one auction, decided in their order against one read, written in
-    one statement: ``place_bid_once`` for each, in two round trips for all of them.
+    one statement: what ``place_bid`` does for one, idempotent by each bid's request (scope, key,
+    hash), in two round trips for all of them.
 
     The read (auction, the bidders' registrations, stored answers to the requests) takes no lock
     and gives the receipt time: every bid here arrived before it. Each bid is decided by the rules
