@@ -75,7 +75,11 @@ class BidQueues:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), answer in zip(batch, answers, strict=True):
+                answered = list(zip(batch, answers, strict=True))
+                # acks first: a bidder whose bid was taken hears it before the others hear theirs
+                # was not (each waiting socket sends in the order its answer is set)
+                answered.sort(key=lambda pair: isinstance(pair[1], MarketError))
+                for (_, future), answer in answered:
                     if not future.done():  # its socket may have gone meanwhile
                         future.set_result(answer)
         finally:
