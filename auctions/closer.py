@@ -68,12 +68,9 @@ async def close_one(
 
     try:
         return await run_in_transaction(engine, work)
-    except DBAPIError as exc:
-        if claimed and not retryable(exc):  # not the database going away: this auction's own failure
-            raise CloseFailed(claimed[0]) from exc
-        raise
     except Exception as exc:
-        if claimed:
+        transient = isinstance(exc, DBAPIError) and retryable(exc)  # the database going away
+        if claimed and not transient:  # this auction's own failure
             raise CloseFailed(claimed[0]) from exc
         raise
 
@@ -107,7 +104,7 @@ async def run(engine: AsyncEngine, stop: asyncio.Event, settings: Settings, *, i
                 result = None
             if result is not None:
                 quarantine.pop(result.auction_id, None)
-            if result is None:
+            else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
 

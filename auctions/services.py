@@ -362,22 +362,11 @@ async def place_bid(
         rules errors: every refusal of the auction rules (bid_too_low, auction_closed, …).
         AuctionBusy: the auction kept changing under the bid (never under ordinary load).
     """
-    return await _place(conn, actor, auction_id, amount_fen, max_fen)
-
-
-async def _place(
-    conn: AsyncConnection, actor: Actor, auction_id: int, amount_fen: int, max_fen: int | None
-) -> BidAck:
     require_role(actor, Role.BUYER)
-    bid = QueuedBid(actor, amount_fen, max_fen, ("", "", ""))
+    bid = QueuedBid(actor, amount_fen, max_fen, ("", "", ""))  # no request: nothing stored to replay
     for _ in range(STALE_RETRIES):
-        snap, reg = await store.read_for_bidder(conn, auction_id, actor.org_id)
-        registration = (
-            store.Registration(reg.r_paddle_no, reg.r_deposit_status, reg.r_priority_rank)
-            if reg.r_paddle_no is not None
-            else None
-        )
-        new_state, events, ack = _decide(snap, registration, bid)
+        snap, regs, _ = await _read(conn, auction_id, [bid])
+        new_state, events, ack = _decide(snap, regs.get(actor.org_id), bid)
         try:
             await store.append(conn, snap, new_state, events)
         except store.Stale:

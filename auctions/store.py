@@ -262,15 +262,14 @@ async def append(
     new_state: rules.AuctionState,
     events: Sequence[ev.Event],
     *,
-    idempotency: tuple[str, str, str, dict[str, Any]] | None = None,
     answers: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
 ) -> list[dict[str, Any]]:
     """Store the events and the new state and NOTIFY (delivered at COMMIT) in ONE round trip.
 
     Guarded by ``seq``: the write applies only if the auction is still at ``locked.state.seq``
-    (always true under ``lock``; after ``read_for_bidder`` it may not be). ``idempotency``
-    (scope, key, request hash, response) records the answer of a websocket request in the same
-    statement, ``answers`` those of several. Returns the feed shapes.
+    (always true under ``lock``; after ``read_for_bidder`` it may not be). ``answers`` (scope, key,
+    request hash, response) record the answers of websocket requests in the same statement.
+    Returns the feed shapes.
 
     Raises:
         Stale: the auction moved on since it was read; nothing was written.
@@ -292,8 +291,7 @@ async def append(
                 "amount_fen": record.get("amount_fen"),
             }
         )
-    stored = [*answers, *([idempotency] if idempotency else [])]
-    keys = [{"scope": a[0], "key": a[1], "request_hash": a[2], "response": a[3]} for a in stored]
+    keys = [{"scope": a[0], "key": a[1], "request_hash": a[2], "response": a[3]} for a in answers]
     result = await pg.fetchrow(
         conn,
         _APPEND,

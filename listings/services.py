@@ -502,15 +502,10 @@ async def apply_transition(
     reason: str | None = None,
     now: datetime | None = None,
     note: str | None = None,
-    asset_ids: Sequence[int] | None = None,
 ) -> Any:
-    """Move a locked listing row through the pure lifecycle; persist and audit the transition.
-
-    ``asset_ids`` are the listing's assets if the caller has read them already.
-    """
+    """Move a locked listing row through the pure lifecycle; persist and audit the transition."""
     at = now or clock.now()
-    if asset_ids is None:
-        asset_ids = [r.id for r in await store.listing_asset_rows(conn, row.id)]
+    asset_ids = [r.id for r in await store.listing_asset_rows(conn, row.id)]
     new, trans = model.transition(store.listing_from_row(row, asset_ids), action, reason=reason, now=at)
     withdrawal = new.withdrawal_reason.value if new.withdrawal_reason is not None else None
     updated = await pg.fetchrow(
@@ -622,7 +617,10 @@ async def withdraw_covered_lots(conn: AsyncConnection, sold_listing_id: int) -> 
     sold_assets = [a.id for a in await store.listing_asset_rows(conn, sold_listing_id)]
     claim_ids = sorted({p.claim_id for p in await store.pledges_of_assets(conn, sold_assets)})
     withdrawn: list[int] = []
-    for row in await pg.fetch(conn, _CLAIM_COVER, claim_ids) if claim_ids else []:
+    from market import ledger_store
+
+    cover = await pg.fetch(conn, _CLAIM_COVER, claim_ids, list(ledger_store.BUCKETS)) if claim_ids else []
+    for row in cover:
         remaining = [i for i in row.lot_ids if i != sold_listing_id]
         for listing_id in model.lots_to_withdraw(row.total, row.recovered + row.pending, remaining, False):
             if await _withdraw_if_not_started(conn, listing_id, row.id):
@@ -631,8 +629,8 @@ async def withdraw_covered_lots(conn: AsyncConnection, sold_listing_id: int) -> 
 
 
 # Per claim: what it is owed in all, the lots securing it, the prices of its agreed sales awaiting
-# payment, and what the ledger applied to it (its receivables ``claim:{id}:{bucket}``,
-# ``market.ledger_store.claim_accounts``).
+# payment, and what the ledger applied to it (its receivables ``claim:{id}:{bucket}`` for the
+# buckets $2, as ``market.ledger_store.claim_accounts`` names them).
 _CLAIM_COVER = """
     SELECT c.id,
            c.costs_fen + c.interest_fen + c.default_interest_fen + c.principal_fen AS total,
@@ -640,8 +638,8 @@ _CLAIM_COVER = """
            (SELECT coalesce(sum(d.price_fen), 0) FROM disposals d
              WHERE d.listing_id = ANY(s.lot_ids) AND d.stage = 'awaiting_payment')::bigint AS pending,
            (SELECT coalesce(sum(a.balance), 0) FROM ledger_accounts a
-             WHERE a.name IN ('claim:' || c.id || ':costs', 'claim:' || c.id || ':interest',
-                              'claim:' || c.id || ':principal'))::bigint AS recovered
+             WHERE a.name IN (SELECT 'claim:' || c.id || ':' || b FROM unnest($2::text[]) b))::bigint
+             AS recovered
     FROM claims c
     CROSS JOIN LATERAL (
         SELECT coalesce(array_agg(DISTINCT la.listing_id ORDER BY la.listing_id), '{}') AS lot_ids

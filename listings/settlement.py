@@ -71,10 +71,6 @@ class Scope:
         return self.disposal.lots[lot_id(self.listing.id)]
 
 
-async def find_listing(conn: AsyncConnection, listing_id: int) -> Any:
-    return await store.find_listing_row(conn, listing_id)
-
-
 async def scope(
     conn: AsyncConnection, listing_id: int, settings: Settings, *, lock: bool = True, listing: Any = None
 ) -> Scope:
@@ -82,7 +78,7 @@ async def scope(
 
     ``listing`` is the listing's row if the caller read it in this transaction already.
     """
-    listing = listing if listing is not None else await find_listing(conn, listing_id)
+    listing = listing if listing is not None else await store.find_listing_row(conn, listing_id)
     if listing is None:
         raise store.ListingNotFound(f"No listing {listing_id}")
     asset_rows = await store.listing_asset_rows(conn, listing_id)
@@ -192,7 +188,7 @@ async def lock_lot(conn: AsyncConnection, listing_id: int) -> Any:
     found = await pg.fetchrow(conn, locking, listing_id)
     if found is not None:
         return found
-    if await find_listing(conn, listing_id) is None:  # not a foreign-key error (500)
+    if await store.find_listing_row(conn, listing_id) is None:  # not a foreign-key error (500)
         raise store.ListingNotFound(f"No listing {listing_id}")
     await conn.execute(
         pg_insert(settlement_lots)
@@ -460,7 +456,7 @@ async def record_receipt(
         ):
             raise IdempotencyKeyReused(f"Receipt {reference!r} was already recorded with other figures")
         return ReceiptResult(key, True, disposal.stage, await entry_postings(conn, existing.id))
-    listing = await find_listing(conn, disposal.listing_id)
+    listing = await store.find_listing_row(conn, disposal.listing_id)
     assert listing is not None
     if listing.mode == "license":
         return await _licence_receipt(conn, actor, disposal, content, settings)

@@ -108,7 +108,11 @@ def canonical(content: Mapping[str, Any]) -> str:
 
 
 def content_hash(content: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical(content).encode()).hexdigest()
+    return _digest(canonical(content))
+
+
+def _digest(canonical_text: str) -> str:
+    return hashlib.sha256(canonical_text.encode()).hexdigest()
 
 
 _ENSURE_ACCOUNTS = """
@@ -186,7 +190,7 @@ async def post(
         IdempotencyKeyReused: the key was used for different content.
     """
     text_ = canonical(content)
-    digest = hashlib.sha256(text_.encode()).hexdigest()
+    digest = _digest(text_)
     touched = [a for p in postings for a in (p.debit, p.credit)]
     await ensure_accounts(conn, [*(ceilings or {}), *touched], ceilings)
     numbers, sides, accounts, amounts, memos = [], [], [], [], []
