@@ -13,6 +13,8 @@ Roles:
   send times the runner passes in.
 - ``hot``: closed-loop bidders on one auction, each bidding the next valid amount as soon as its
   previous bid is answered (websocket to the service, or the raw SQL function over asyncpg).
+  Bidders' sockets are as lean as the watchers' (``BidProtocol``): on a 2-core machine the load
+  generator shares the CPU with the service, and every bid event reaches each bidder's socket.
 - ``paced``: open-loop bids at a fixed rate per auction (fan-out and many auctions).
 - ``search``: catalogue queries over HTTP (httpx) or the same SQL straight through asyncpg.
 - ``settle``: ``listings.settlement.record_receipt`` on prepared disposals, one transaction each.
@@ -409,84 +411,103 @@ def _watch_report(book: Book, sends: dict[str, float], watchers: list[WatchProto
 # --------------------------------------------------------------------------- bidders
 
 
-class WsBidder:
-    """A bidder's websocket: sends ``{"type": "bid", ...}`` and matches acks and errors by request_id.
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
-    Feed frames of bids (every socket also watches its auction) are passed to ``on_feed``.
-    """
+
+class BidProtocol(WatchProtocol):
+    """A bidder's socket, as lean as a watcher's: bids go out as masked text frames through the
+    sans-I/O ``ClientProtocol``, acks and errors are matched to their bid by ``request_id``, and
+    feed frames of bids (every socket also watches its auction) are passed to ``on_feed`` without
+    decoding their JSON. The first frame is the snapshot."""
+
+    def __init__(self, uri: str, token: str, on_feed: Callable[[int], None] | None) -> None:
+        super().__init__(uri, token, 0, Book())
+        self.on_feed = on_feed
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.snapshot: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        for future in (self.opened, self.snapshot):  # a failure is read through WsBidder.open
+            future.add_done_callback(_retrieve)
+
+    def _text(self, data: bytes, now: float) -> None:
+        if not self.snapshot.done():
+            self.snapshot.set_result(json.loads(data))
+            self.opened.set_result(None)
+            return
+        if data.startswith(b'{"type":"bid"'):
+            amount = _amount(data)
+            if amount is not None and self.on_feed is not None:
+                self.on_feed(amount)
+            return
+        if not (data.startswith(b'{"type":"ack"') or data.startswith(b'{"type":"error"')):
+            return
+        msg = json.loads(data)
+        fut = self.pending.pop(str(msg.get("request_id")), None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    def send_bid(self, rid: str, amount: int) -> None:
+        if self.lost or self.transport is None or self.transport.is_closing():
+            raise ConnectionError("socket closed")
+        frame = json.dumps({"type": "bid", "request_id": rid, "amount_fen": amount}).encode()
+        self.ws.send_text(frame)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"socket closed: {exc}"))
+        self.pending.clear()
+        if not self.snapshot.done():
+            self.snapshot.set_exception(ConnectionError(f"socket closed before the snapshot: {exc}"))
+
+
+class WsBidder:
+    """A bidder's websocket (``BidProtocol``): sends ``{"type": "bid", ...}`` and waits for the
+    ack or error with its ``request_id``. Feed frames of bids are passed to ``on_feed``."""
 
     def __init__(self, url: str, token: str, on_feed: Callable[[int], None] | None = None) -> None:
         self.url, self.token, self.on_feed = url, token, on_feed
-        self.ws: Any = None
-        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.proto: BidProtocol | None = None
         self.snapshot: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.reader: asyncio.Task[None] | None = None
         self.ids = itertools.count(1)
         self.tag = os.urandom(4).hex()
 
     async def open(self, timeout: float = 30.0) -> None:
-        from websockets.asyncio.client import connect
-
-        self.ws = await connect(
-            self.url,
-            additional_headers={"Authorization": f"Bearer {self.token}"},
-            max_size=1 << 20,
-            compression=None,
-            open_timeout=timeout,
-            ping_interval=None,
+        parts = urlsplit(self.url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        loop = asyncio.get_running_loop()
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: BidProtocol(self.url, self.token, self.on_feed), host, port),
+            timeout,
         )
-        self.reader = asyncio.create_task(self._read())
-        await asyncio.wait_for(asyncio.shield(self.snapshot), timeout)
-
-    async def _read(self) -> None:
+        self.proto = proto
         try:
-            async for raw in self.ws:
-                text = raw if isinstance(raw, str) else raw.decode()
-                if text.startswith('{"type":"bid"'):
-                    if self.on_feed is not None:
-                        amount = _amount(text.encode())
-                        if amount is not None:
-                            self.on_feed(amount)
-                    continue
-                if not (text.startswith('{"type":"ack"') or text.startswith('{"type":"error"')):
-                    if text.startswith('{"type":"snapshot"') and not self.snapshot.done():
-                        self.snapshot.set_result(json.loads(text))
-                    continue
-                msg = json.loads(text)
-                fut = self.pending.pop(str(msg.get("request_id")), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-        except Exception as exc:  # the socket closed: every pending bid fails
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionError(str(exc)))
+            self.snapshot.set_result(await asyncio.wait_for(asyncio.shield(proto.snapshot), timeout))
+        except BaseException as exc:
+            proto.close()
             if not self.snapshot.done():
                 self.snapshot.set_exception(ConnectionError(str(exc)))
-            return
-        for fut in self.pending.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("socket closed"))
-        if not self.snapshot.done():
-            self.snapshot.set_exception(ConnectionError("socket closed before the snapshot"))
+            raise
 
     async def bid(self, amount: int, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        proto = self.proto
+        if proto is None:
+            raise ConnectionError("not open")
         rid = f"{self.tag}-{next(self.ids)}"
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[rid] = fut
-        await self.ws.send(json.dumps({"type": "bid", "request_id": rid, "amount_fen": amount}))
+        proto.pending[rid] = fut
         try:
+            proto.send_bid(rid, amount)
             return await asyncio.wait_for(fut, timeout)
         finally:
-            self.pending.pop(rid, None)
+            proto.pending.pop(rid, None)
 
     async def close(self) -> None:
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.reader
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close()
+        if self.proto is not None:
+            self.proto.close()
 
 
 RAW_BID = "SELECT accepted, next_fen, seq, code FROM bench_raw.bid($1, $2, $3, $4)"
