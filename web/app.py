@@ -90,6 +90,16 @@ def create_app(
         raise RuntimeError("DATABASE_URL is not set; start the service with `market serve`")
     own_engine = engine is None
     engine = engine or create_engine(settings.database_url or "", pool_size=settings.db_pool_size)
+    # websocket bids on connections of their own that plan each statement once (see create_engine);
+    # an engine handed in (tests) serves the bids as well
+    bid_engine = engine
+    if own_engine:
+        bid_engine = create_engine(
+            engine.url.render_as_string(hide_password=False),
+            pool_size=settings.db_pool_size,
+            max_overflow=10,
+            generic_plans=True,
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -123,6 +133,7 @@ def create_app(
                     await demo_task
             await hub.stop()
             if own_engine:
+                await bid_engine.dispose()
                 await engine.dispose()
 
     routes = [
@@ -153,5 +164,6 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.openapi = document(api)
     app.state.ws_registry = ws.Registry(settings.ws_max_per_user)
-    app.state.bid_queues = ws.bid_queues(engine)
+    app.state.bid_engine = bid_engine
+    app.state.bid_queues = ws.bid_queues(bid_engine)
     return app

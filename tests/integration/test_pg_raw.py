@@ -133,3 +133,20 @@ async def test_the_unit_of_work_does_not_retry_what_is_not_transient(engine: Asy
     with pytest.raises(IntegrityError):
         await run_in_transaction(engine, work)
     assert len(attempts) == 1
+
+
+async def test_the_services_websocket_bids_run_on_connections_that_plan_once(settings: Any) -> None:
+    """``market serve``'s app decides websocket bids on an engine of its own whose connections
+    use generic plans; its other work keeps PostgreSQL's choice (searches' plans depend on values)."""
+    from web.app import create_app
+
+    app = create_app(settings)
+    try:
+        async with app.state.bid_engine.connect() as conn:
+            assert await pg.fetchval(conn, "SHOW plan_cache_mode") == "force_generic_plan"
+        async with app.state.engine.connect() as conn:
+            assert await pg.fetchval(conn, "SHOW plan_cache_mode") == "auto"
+        assert app.state.bid_engine is not app.state.engine
+    finally:
+        await app.state.bid_engine.dispose()
+        await app.state.engine.dispose()
