@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,7 +24,7 @@ from auctions import closer, presence
 from auctions.hub import Hub, asyncpg_dsn
 from market import migrate
 from market.config import Settings
-from market.db import create_engine
+from market.db import create_engine, warm
 from market.metrics import render as render_metrics
 from web import (  # the api_* modules register their operations
     api_auctions,  # noqa: F401
@@ -107,6 +108,11 @@ def create_app(
         app.state.hub = hub
         stop = asyncio.Event()
         await hub.start()
+        if own_engine:
+            try:
+                await warm(bid_engine, settings.db_pool_size)
+            except (OSError, DBAPIError) as exc:  # the database is not there yet: /readyz says so
+                log.warning("could not open the bid connections at start: %s", exc)
         closer_task = None
         if settings.closer_workers > 0 and run_background:
             closer_task = asyncio.create_task(closer.run(engine, stop, settings))

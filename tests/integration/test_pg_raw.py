@@ -150,3 +150,15 @@ async def test_the_services_websocket_bids_run_on_connections_that_plan_once(set
     finally:
         await app.state.bid_engine.dispose()
         await app.state.engine.dispose()
+
+
+async def test_warm_opens_the_pools_connections_before_they_are_needed(database_url: str) -> None:
+    from market.db import create_engine, warm
+
+    fresh = create_engine(database_url, pool_size=3)
+    try:
+        assert fresh.sync_engine.pool.checkedin() == 0
+        await warm(fresh, 3)
+        assert fresh.sync_engine.pool.checkedin() == 3
+    finally:
+        await fresh.dispose()
