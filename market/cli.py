@@ -418,8 +418,10 @@ def bench(
     client processes over HTTP and websockets on 127.0.0.1, and prints each scenario with its raw
     limit measured in the same run and the ratio service ÷ raw.
     """
+    from rich.console import Console
+
     from market.bench import SCENARIOS
-    from market.bench.runner import Options, run_bench
+    from market.bench.runner import Options, run_bench, table_of
 
     chosen = tuple(s.strip() for s in scenarios.split(",") if s.strip())
     unknown = [s for s in chosen if s not in SCENARIOS]
@@ -428,7 +430,11 @@ def bench(
             f"Unknown scenario(s): {', '.join(unknown) or '(none)'}; choose from {','.join(SCENARIOS)}"
         )
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # step lines when not on a terminal
-    code = run_bench(Options(workers=workers, json_path=json_file, quick=quick, scenarios=chosen))
+    report, code = run_bench(Options(workers=workers, json_path=json_file, quick=quick, scenarios=chosen))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a log or a file: do not fold the table to 80 columns
+    console.print(table_of(report))  # the command's result, on stdout
     if code:
         raise typer.Exit(code)
 

@@ -30,12 +30,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from market.bench import SCENARIOS as NAMES, clients, raw, scenarios
 from market.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # As tests/conftest.py FAST_TIMING: bank-led listings may shorten timing rules; money rules never.
 FAST_TIMING = {
@@ -201,8 +204,9 @@ class Service:
 # --------------------------------------------------------------------------- running
 
 
-def run_bench(options: Options) -> int:
-    """Run the bench; print the table; write the JSON. Returns the exit code (1 if a scenario failed)."""
+def run_bench(options: Options) -> tuple[dict[str, Any], int]:
+    """Run the bench and write the JSON. Returns the report (``table_of`` renders it) and the exit
+    code (1 if a scenario failed)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -281,10 +285,9 @@ def run_bench(options: Options) -> int:
             name: results.get(name, {"error": errors.get(name, "not run")}) for name in options.scenarios
         },
     }
-    print_table(report)
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
-    return 1 if errors else 0
+    return report, 1 if errors else 0
 
 
 async def _drive(
@@ -411,8 +414,8 @@ def rows_of(report: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield name, r
 
 
-def print_table(report: dict[str, Any]) -> None:
-    from rich.console import Console
+def table_of(report: dict[str, Any]) -> Table:
+    """The human table of a report: each scenario's figures, raw limit, ratio and target."""
     from rich.table import Table
 
     table = Table(
@@ -446,7 +449,4 @@ def print_table(report: dict[str, Any]) -> None:
                 r["target"] or "",
                 met,
             )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # a log or a file: do not fold the table to 80 columns
-    console.print(table)
+    return table

@@ -724,14 +724,7 @@ async def run_fanout(ctx: Ctx) -> Result:
                     for r in rates:
                         ctx.say(f"fan-out W={w} R={r}/s: {name}")
                         results[name][r] = await _fanout_phase(
-                            bidder,
-                            watchers,
-                            per_auction,
-                            r,
-                            duration,
-                            ctx.size(5.0, 30.0),
-                            ctx.cpu,
-                            settle=ctx.size(0.0, SETTLE_SECONDS),
+                            ctx, bidder, watchers, per_auction, r, duration
                         )
                         results[name][r]["sockets_per_worker"] = spread
                         results[name][r]["connect_errors"] = errors
@@ -776,31 +769,28 @@ SETTLE_SECONDS = 2.0  # between opening the sockets and measuring (see _fanout_p
 
 
 async def _fanout_phase(
+    ctx: Ctx,
     bidder: list[clients.WorkerProcess],
     watchers: list[clients.WorkerProcess],
     per_auction: dict[str, int],
     rate: float,
     duration: float,
-    wait: float,
-    cpu: CpuMeter,
-    *,
-    settle: float,
 ) -> dict[str, Any]:
-    """One measured phase of paced bids to watched auctions, ``settle`` seconds after the sockets
-    were opened: the scenarios measure the steady state, not the service digesting thousands of
-    new connections (while the heap grows, each full garbage collection of a worker walks it all:
-    pauses of 0.1-0.5 s with 2,500 sockets per worker, the last of them up to a second after the
-    last socket opened)."""
-    await asyncio.sleep(settle)
+    """One measured phase of paced bids to watched auctions, ``SETTLE_SECONDS`` after the sockets
+    were opened (none in ``--quick``): the scenarios measure the steady state, not the service
+    digesting thousands of new connections (while the heap grows, each full garbage collection of
+    a worker walks it all: pauses of 0.1-0.5 s with 2,500 sockets per worker, the last of them up
+    to a second after the last socket opened). Deliveries are awaited 5 s (30 s in a full run)."""
+    await asyncio.sleep(ctx.size(0.0, SETTLE_SECONDS))
     await clients.ask_all(watchers, {"cmd": "reset"}, timeout=60)
-    before = cpu.snapshot()
+    before = ctx.cpu.snapshot()
     bids = await clients.ask_all(
         bidder, {"cmd": "go", "rate": rate, "duration": duration}, timeout=duration + 60
     )
     sends = merge_sends(bids)
     expected = sum(per_auction.get(key.split(":", 1)[0], 0) for key in sends)
-    reports = await await_delivery(watchers, sends, expected, wait)
-    used = cpu.since(before)
+    reports = await await_delivery(watchers, sends, expected, ctx.size(5.0, 30.0))
+    used = ctx.cpu.since(before)
     received = sum(int(r["received"]) for r in reports)
     return {
         "offered": sum(int(b["offered"]) for b in bids),
@@ -862,16 +852,7 @@ async def run_many(ctx: Ctx) -> Result:
         )
         try:
             ctx.say(f"many auctions: service, {offered:.0f} bids/s offered")
-            svc = await _fanout_phase(
-                bidders,
-                watchers,
-                per_auction,
-                rate,
-                duration,
-                ctx.size(5.0, 30.0),
-                ctx.cpu,
-                settle=ctx.size(0.0, SETTLE_SECONDS),
-            )
+            svc = await _fanout_phase(ctx, bidders, watchers, per_auction, rate, duration)
         finally:
             await clients.stop_all(bidders)
     finally:
